@@ -1,0 +1,163 @@
+//! Typed configuration: what the YAML becomes once it has been parsed and checked.
+//!
+//! Every value here is already valid; the data path never re-checks config.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// A component id in the collector's `type[/name]` form, e.g. `otlp` or `loadbalancing/traces`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ComponentId {
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+impl fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{}", self.kind, n),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+/// `host:port`. The host is kept as text: it may be a name resolved later.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub receivers: BTreeMap<ComponentId, OtlpReceiver>,
+    pub exporters: BTreeMap<ComponentId, Exporter>,
+    pub pipelines: Vec<Pipeline>,
+    pub runtime: RuntimeConfig,
+}
+
+/// `receivers.otlp[/name]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpReceiver {
+    pub grpc: Option<GrpcServer>,
+    /// OTLP/HTTP: accepted in config now, served by a later release.
+    pub http: Option<HttpServer>,
+}
+
+/// `receivers.otlp.protocols.grpc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpcServer {
+    /// Default `localhost:4317`, as in the collector.
+    pub endpoint: HostPort,
+    /// `max_recv_msg_size_mib`, in bytes. Default 4 MiB. Size it to the largest batch a client
+    /// sends; every in-flight request may hold this much memory on a core.
+    pub max_recv_msg_size: usize,
+    /// `max_concurrent_streams`; default 1024 per connection.
+    pub max_concurrent_streams: u32,
+}
+
+/// `receivers.otlp.protocols.http`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpServer {
+    /// Default `localhost:4318`.
+    pub endpoint: HostPort,
+}
+
+/// Which signal a pipeline carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+/// `service.pipelines.<signal>[/name]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub signal: Signal,
+    pub name: Option<String>,
+    pub receivers: Vec<ComponentId>,
+    pub exporters: Vec<ComponentId>,
+}
+
+/// An exporter: the load balancer, or a plain single-destination OTLP exporter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exporter {
+    /// `loadbalancing` or `load_balancing`.
+    LoadBalancing(LoadBalancing),
+    /// `otlp`: everything goes to one endpoint (a ring of one).
+    Otlp(OtlpExporter),
+}
+
+/// `exporters.loadbalancing`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancing {
+    pub routing_key: RoutingKey,
+    pub protocol: OtlpExporter,
+    pub resolver: Resolver,
+}
+
+/// What the ring is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoutingKey {
+    /// All spans of a trace meet on one backend (default for traces).
+    #[default]
+    TraceId,
+    /// All data of one `service.name` meets on one backend.
+    Service,
+}
+
+/// `protocol.otlp` of the load balancer, or a whole `otlp` exporter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtlpExporter {
+    /// Only for the plain `otlp` exporter; the load balancer takes endpoints from its resolver.
+    pub endpoint: Option<HostPort>,
+    pub compression: Compression,
+    /// Per-request deadline to the backend. Default 5s. Keep it below the client's own deadline
+    /// so the client hears our status rather than its own timeout.
+    pub timeout: Duration,
+    /// `tls.insecure`: plaintext h2c. TLS to backends arrives with the security issue.
+    pub insecure: bool,
+}
+
+/// `protocol.otlp.compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Snappy,
+}
+
+/// `resolver`: where the backend list comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolver {
+    /// `static.hostnames`; a missing port defaults to 4317.
+    Static { hostnames: Vec<HostPort> },
+    /// `dns`: accepted by `validate`; resolution itself arrives with dynamic membership.
+    Dns {
+        hostname: String,
+        port: u16,
+        interval: Duration,
+        timeout: Duration,
+    },
+}
+
+/// `service.runtime` (an extension of ours): where the data plane runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RuntimeConfig {
+    /// `cores: "0-3"` or `cores: [0, 2]`; `None` = every online core.
+    pub cores: Option<Vec<usize>>,
+}

@@ -1,0 +1,10 @@
+//! otlp-gateway: a thread-per-core OTLP gateway.
+//!
+//! The data path, in folder order: `receiver` (OTLP/gRPC server) → `wire` (zero-copy protobuf
+//! walking and splitting) → `routing` (keys, consistent-hash ring) → `exporter` (per-core backend
+//! pools). Beside it: `runtime` (glommio executors, the only place that knows about io_uring),
+//! `config`, `grpc` (framing and status shared by both ends), `telemetry` and `tools` (sink,
+//! loadgen, demo).
+
+pub mod config;
+pub mod routing;

@@ -1,0 +1,2 @@
+//! Consistent-hash ring (placeholder; being written).
+pub struct Ring;

@@ -8,3 +8,5 @@
 
 pub mod config;
 pub mod routing;
+pub mod wire;
+pub mod tools;

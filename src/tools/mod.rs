@@ -1,0 +1,4 @@
+//! The tools that ship in the binary: a counting sink, a load generator, the demo, and the
+//! realistic span generator they share with tests and benches.
+
+pub mod spangen;

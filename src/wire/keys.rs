@@ -1,0 +1,71 @@
+//! Routing-key extractors: each returns the byte range of a key inside the request, reading
+//! no deeper than it must. A missing key is an empty range, never an error: data without a
+//! key is still delivered (by the owner of the empty key).
+
+use std::ops::Range;
+
+use super::pb::{Reader, WireError};
+
+/// `Span.trace_id = 1`. The last occurrence wins, as in every protobuf decoder; the Go
+/// collector writes fields in descending order, so it is usually the last field anyway.
+pub fn span_trace_id(buf: &[u8], span: Range<usize>) -> Result<Range<usize>, WireError> {
+    last_len_field(buf, span, 1)
+}
+
+/// `service.name` of `Resource*.resource = 1` → `Resource.attributes = 1` (`KeyValue`), as a
+/// string value. The first matching attribute wins, as in the collector's `pcommon.Map.Get`.
+pub fn resource_service_name(buf: &[u8], resource_x: Range<usize>) -> Result<Range<usize>, WireError> {
+    let mut r = Reader::new(buf, resource_x);
+    let mut found = None;
+    while let Some(f) = r.next_field()? {
+        if f.number == 1 && found.is_none() {
+            found = attribute_string(buf, f.len_payload()?, b"service.name")?;
+        }
+    }
+    Ok(found.unwrap_or(0..0))
+}
+
+/// The string value of attribute `key` among `Resource.attributes = 1`, if present.
+pub fn attribute_string(buf: &[u8], resource: Range<usize>, key: &[u8]) -> Result<Option<Range<usize>>, WireError> {
+    let mut r = Reader::new(buf, resource);
+    while let Some(f) = r.next_field()? {
+        if f.number != 1 {
+            continue;
+        }
+        let (k, v) = key_value(buf, f.len_payload()?)?;
+        if &buf[k] == key {
+            return Ok(Some(match v {
+                Some(v) => last_len_field(buf, v, 1)?,
+                None => 0..0,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// `KeyValue { key = 1; value = 2 }` as ranges.
+fn key_value(buf: &[u8], kv: Range<usize>) -> Result<(Range<usize>, Option<Range<usize>>), WireError> {
+    let mut r = Reader::new(buf, kv);
+    let (mut key, mut value) = (0..0, None);
+    while let Some(f) = r.next_field()? {
+        match f.number {
+            1 => key = f.len_payload()?,
+            2 => value = Some(f.len_payload()?),
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+/// The payload of the last length-delimited field `number`, or an empty range. Every field
+/// of the message is walked, which also checks its framing.
+fn last_len_field(buf: &[u8], msg: Range<usize>, number: u32) -> Result<Range<usize>, WireError> {
+    let mut r = Reader::new(buf, msg);
+    let mut found = 0..0;
+    while let Some(f) = r.next_field()? {
+        if f.number == number {
+            found = f.len_payload()?;
+        }
+    }
+    Ok(found)
+}

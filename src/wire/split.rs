@@ -1,0 +1,344 @@
+//! The splitter: one OTLP export request in, one request per backend out.
+//!
+//! OTLP requests of every signal share one shape: `Export*Request.resource_*s = 1` →
+//! `Resource*.scope_*s = 2` → `Scope*.<items> = 2`. The splitter walks that shape once, asks a
+//! key function which backend owns each item, then writes each backend's request by copying
+//! byte ranges verbatim (resources, scopes, items, unknown fields) and recomputing only the
+//! length prefixes of the resource and scope wrappers. Nothing below an item is decoded except
+//! what the key needs.
+//!
+//! Scratch vectors live in the `Splitter` and are reused, so a warm splitter does not allocate
+//! per item; it allocates one output buffer per backend per request.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::pb::{Reader, WireError, len_header_len, put_len_header};
+use super::GRPC_PREFIX;
+
+/// A backend's share of one request: a complete gRPC message (5-byte prefix included).
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub backend: usize,
+    pub framed: Bytes,
+    /// Items (spans, log records, metrics) in this part.
+    pub items: u32,
+}
+
+/// How items are keyed; decides which ranges the walker hands to the key function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLevel {
+    /// Each item (span, log record) routes by its own key.
+    Item,
+    /// Every item of a resource routes by the resource's key.
+    Resource,
+}
+
+/// Extracts the routing key of an item or a resource, as a byte range of the request.
+pub type KeyFn = fn(&[u8], Range<usize>) -> Result<Range<usize>, WireError>;
+
+#[derive(Debug, Clone)]
+struct Scope {
+    resource: u32,
+    /// Indexes into `Splitter::scope_heads`.
+    heads: Range<u32>,
+    head_len: u32,
+    /// `false` for the stand-in scope of a resource that has none: nothing is written for it.
+    wrapper: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    scope: u32,
+    bytes: Range<u32>,
+    backend: u32,
+    /// 0 for the stand-in item that carries an empty scope or resource to its backend.
+    count: u32,
+}
+
+/// Reusable splitting state; one per core.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    extras: Vec<Range<u32>>,
+    /// Per resource: its indexes into `res_heads`, and their byte length.
+    resources: Vec<(Range<u32>, u32)>,
+    /// Byte ranges of the fields of resources (and of scopes) other than their children.
+    res_heads: Vec<Range<u32>>,
+    scope_heads: Vec<Range<u32>>,
+    scopes: Vec<Scope>,
+    items: Vec<Item>,
+    order: Vec<u32>,
+    counts: Vec<u32>,
+    sizes: Vec<u32>,
+}
+
+/// The inputs of one split besides the request bytes.
+pub struct Route<'r> {
+    pub level: KeyLevel,
+    pub key: KeyFn,
+    /// Backend index for a key's bytes (empty bytes for a missing key). Must be `< backends`.
+    pub owner: &'r dyn Fn(&[u8]) -> usize,
+    pub backends: usize,
+}
+
+impl Splitter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Splits a framed gRPC message (`framed[5..]` is the request). When every item has one
+    /// owner the input is passed through without a copy.
+    pub fn split(&mut self, framed: &Bytes, route: &Route<'_>, out: &mut Vec<Part>) -> Result<(), WireError> {
+        out.clear();
+        if framed.len() > u32::MAX as usize {
+            return Err(WireError::TooLarge(framed.len()));
+        }
+        self.plan(framed, route)?;
+        if let Some(only) = self.single_owner() {
+            let items = self.items.iter().map(|i| i.count).sum();
+            out.push(Part { backend: only as usize, framed: framed.clone(), items });
+            return Ok(());
+        }
+        self.group_by_backend(route.backends);
+        self.write_parts(framed, out);
+        Ok(())
+    }
+
+    // ---- walking -------------------------------------------------------------------------
+
+    fn plan(&mut self, buf: &[u8], route: &Route<'_>) -> Result<(), WireError> {
+        self.clear();
+        let mut top = Reader::new(buf, GRPC_PREFIX..buf.len());
+        while let Some(f) = top.next_field()? {
+            if f.number == 1 {
+                self.walk_resource(buf, f.len_payload()?, route)?;
+            } else {
+                self.extras.push(r32(f.whole));
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.extras.clear();
+        self.resources.clear();
+        self.res_heads.clear();
+        self.scope_heads.clear();
+        self.scopes.clear();
+        self.items.clear();
+    }
+
+    fn walk_resource(&mut self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<(), WireError> {
+        let res = self.resources.len() as u32;
+        let owner = match route.level {
+            KeyLevel::Resource => Some(self.owner_of(buf, range.clone(), route)?),
+            KeyLevel::Item => None,
+        };
+        let (first_head, first_scope) = (self.res_heads.len(), self.scopes.len());
+        self.resources.push((0..0, 0));
+        let mut r = Reader::new(buf, range);
+        while let Some(f) = r.next_field()? {
+            if f.number == 2 {
+                self.walk_scope(buf, res, f.len_payload()?, owner, route)?;
+            } else {
+                self.res_heads.push(r32(f.whole));
+            }
+        }
+        let heads = first_head as u32..self.res_heads.len() as u32;
+        self.resources[res as usize] = (heads.clone(), span_len(&self.res_heads[first_head..]));
+        if self.scopes.len() == first_scope {
+            self.stand_in_scope(res, owner, route);
+        }
+        Ok(())
+    }
+
+    fn walk_scope(
+        &mut self,
+        buf: &[u8],
+        resource: u32,
+        range: Range<usize>,
+        owner: Option<usize>,
+        route: &Route<'_>,
+    ) -> Result<(), WireError> {
+        let scope = self.scopes.len() as u32;
+        let (first_head, first_item) = (self.scope_heads.len(), self.items.len());
+        let mut r = Reader::new(buf, range);
+        while let Some(f) = r.next_field()? {
+            if f.number != 2 {
+                self.scope_heads.push(r32(f.whole));
+                continue;
+            }
+            let backend = match owner {
+                Some(b) => b,
+                None => self.owner_of(buf, f.len_payload()?, route)?,
+            };
+            self.items.push(Item { scope, bytes: r32(f.whole), backend: backend as u32, count: 1 });
+        }
+        let heads = first_head as u32..self.scope_heads.len() as u32;
+        let head_len = span_len(&self.scope_heads[first_head..]);
+        self.scopes.push(Scope { resource, heads, head_len, wrapper: true });
+        if self.items.len() == first_item {
+            let backend = owner.unwrap_or_else(|| (route.owner)(&[]));
+            self.items.push(Item { scope, bytes: 0..0, backend: backend as u32, count: 0 });
+        }
+        Ok(())
+    }
+
+    /// A resource with no scopes still travels: a stand-in scope and item carry it.
+    fn stand_in_scope(&mut self, resource: u32, owner: Option<usize>, route: &Route<'_>) {
+        let scope = self.scopes.len() as u32;
+        self.scopes.push(Scope { resource, heads: 0..0, head_len: 0, wrapper: false });
+        let backend = owner.unwrap_or_else(|| (route.owner)(&[])) as u32;
+        self.items.push(Item { scope, bytes: 0..0, backend, count: 0 });
+    }
+
+    fn owner_of(&self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<usize, WireError> {
+        let key = (route.key)(buf, range)?;
+        Ok((route.owner)(&buf[key]).min(route.backends.saturating_sub(1)))
+    }
+
+    fn single_owner(&self) -> Option<u32> {
+        let first = self.items.first().map_or(0, |i| i.backend);
+        self.items.iter().all(|i| i.backend == first).then_some(first)
+    }
+
+    // ---- grouping ------------------------------------------------------------------------
+
+    /// Stable counting sort of item indexes by backend: each backend's items keep their order.
+    fn group_by_backend(&mut self, backends: usize) {
+        self.counts.clear();
+        self.counts.resize(backends + 1, 0);
+        for it in &self.items {
+            self.counts[it.backend as usize + 1] += 1;
+        }
+        for b in 1..self.counts.len() {
+            self.counts[b] += self.counts[b - 1];
+        }
+        self.order.clear();
+        self.order.resize(self.items.len(), 0);
+        let mut next = self.counts.clone();
+        for (i, it) in self.items.iter().enumerate() {
+            let slot = &mut next[it.backend as usize];
+            self.order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+    }
+
+    // ---- writing -------------------------------------------------------------------------
+
+    fn write_parts(&mut self, buf: &[u8], out: &mut Vec<Part>) {
+        for b in 0..self.counts.len() - 1 {
+            let (lo, hi) = (self.counts[b] as usize, self.counts[b + 1] as usize);
+            if lo < hi {
+                let framed = self.write_part(buf, lo..hi);
+                let items = self.order[lo..hi].iter().map(|&i| self.items[i as usize].count).sum();
+                out.push(Part { backend: b, framed, items });
+            }
+        }
+    }
+
+    fn write_part(&mut self, buf: &[u8], slice: Range<usize>) -> Bytes {
+        self.sizes.clear();
+        let body = self.measure(slice.clone()) + span_len(&self.extras) as usize;
+        let mut out = Vec::with_capacity(GRPC_PREFIX + body);
+        out.push(0);
+        out.extend_from_slice(&(body as u32).to_be_bytes());
+        self.emit(buf, slice, &mut out);
+        for e in &self.extras {
+            out.extend_from_slice(&buf[e.start as usize..e.end as usize]);
+        }
+        debug_assert_eq!(out.len(), GRPC_PREFIX + body);
+        Bytes::from(out)
+    }
+
+    /// Pass 1: the length of every resource and scope wrapper of this part, in write order.
+    fn measure(&mut self, slice: Range<usize>) -> usize {
+        let mut total = 0;
+        let mut i = slice.start;
+        while i < slice.end {
+            let res = self.scope_of(i).resource;
+            let res_slot = self.reserve_size();
+            let mut res_len = self.resources[res as usize].1 as usize;
+            while i < slice.end && self.scope_of(i).resource == res {
+                let (next, scope_len) = self.measure_scope(i, slice.end);
+                res_len += scope_len;
+                i = next;
+            }
+            self.sizes[res_slot] = res_len as u32;
+            total += len_header_len(res_len) + res_len;
+        }
+        total
+    }
+
+    /// Measures the run of items sharing item `i`'s scope; returns where the run ends and the
+    /// bytes the scope takes inside its resource.
+    fn measure_scope(&mut self, mut i: usize, end: usize) -> (usize, usize) {
+        let scope_idx = self.item_at(i).scope;
+        let scope = &self.scopes[scope_idx as usize];
+        let (wrapper, mut len) = (scope.wrapper, scope.head_len as usize);
+        let slot = self.reserve_size();
+        while i < end && self.item_at(i).scope == scope_idx {
+            let b = &self.item_at(i).bytes;
+            len += (b.end - b.start) as usize;
+            i += 1;
+        }
+        self.sizes[slot] = len as u32;
+        (i, if wrapper { len_header_len(len) + len } else { len })
+    }
+
+    /// Pass 2: writes wrappers with the lengths from pass 1, and copies every range verbatim.
+    fn emit(&self, buf: &[u8], slice: Range<usize>, out: &mut Vec<u8>) {
+        let (mut i, mut k) = (slice.start, 0);
+        while i < slice.end {
+            let res = self.scope_of(i).resource;
+            put_len_header(out, 1, self.sizes[k] as usize);
+            k += 1;
+            copy_ranges(buf, &self.res_heads, self.resources[res as usize].0.clone(), out);
+            while i < slice.end && self.scope_of(i).resource == res {
+                let scope_idx = self.item_at(i).scope;
+                let scope = &self.scopes[scope_idx as usize];
+                if scope.wrapper {
+                    put_len_header(out, 2, self.sizes[k] as usize);
+                    copy_ranges(buf, &self.scope_heads, scope.heads.clone(), out);
+                }
+                k += 1;
+                while i < slice.end && self.item_at(i).scope == scope_idx {
+                    let b = &self.item_at(i).bytes;
+                    out.extend_from_slice(&buf[b.start as usize..b.end as usize]);
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn reserve_size(&mut self) -> usize {
+        self.sizes.push(0);
+        self.sizes.len() - 1
+    }
+
+    #[inline]
+    fn item_at(&self, i: usize) -> &Item {
+        &self.items[self.order[i] as usize]
+    }
+
+    #[inline]
+    fn scope_of(&self, i: usize) -> &Scope {
+        &self.scopes[self.item_at(i).scope as usize]
+    }
+}
+
+fn copy_ranges(buf: &[u8], pool: &[Range<u32>], which: Range<u32>, out: &mut Vec<u8>) {
+    for r in &pool[which.start as usize..which.end as usize] {
+        out.extend_from_slice(&buf[r.start as usize..r.end as usize]);
+    }
+}
+
+fn span_len(ranges: &[Range<u32>]) -> u32 {
+    ranges.iter().map(|r| r.end - r.start).sum()
+}
+
+#[inline]
+fn r32(r: Range<usize>) -> Range<u32> {
+    r.start as u32..r.end as u32
+}

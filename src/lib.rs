@@ -10,3 +10,8 @@ pub mod config;
 pub mod routing;
 pub mod wire;
 pub mod tools;
+pub mod grpc;
+pub mod exporter;
+pub mod receiver;
+pub mod runtime;
+pub use runtime::gateway::Gateway;

@@ -1,4 +1,5 @@
 //! The tools that ship in the binary: a counting sink, a load generator, the demo, and the
 //! realistic span generator they share with tests and benches.
 
+pub mod sink;
 pub mod spangen;

@@ -2,8 +2,10 @@
 //! splice byte ranges into per-backend requests.
 
 pub mod keys;
+pub mod partial;
 pub mod pb;
 pub mod split;
+pub mod walk;
 
 pub use pb::WireError;
 pub use split::{KeyLevel, Part, Route, Splitter};

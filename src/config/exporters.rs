@@ -1,0 +1,151 @@
+//! `exporters:`: the load balancer (`loadbalancing` / `load_balancing`) and plain `otlp`.
+
+use std::time::Duration;
+
+use super::components::{Components, section};
+use super::errors::Errors;
+use super::model::{Exporter, HostPort, LoadBalancing, OtlpExporter, Resolver, RoutingKey};
+use super::otlp::{lb_protocol, otlp_exporter};
+use super::parse::Field;
+use super::values::{EndpointRules, check_host_name, parse_endpoint};
+
+/// Backend port when a static hostname or the DNS resolver gives none.
+pub const DEFAULT_BACKEND_PORT: u16 = 4317;
+/// Default DNS re-resolution interval.
+pub const DEFAULT_DNS_INTERVAL: Duration = Duration::from_secs(5);
+/// Default DNS query timeout.
+pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Load balancer keys of the collector that are not implemented yet.
+const LB_UNSUPPORTED: &[&str] = &[
+    "timeout",
+    "retry_on_failure",
+    "sending_queue",
+    "routing_attributes",
+];
+
+const STATIC_HOST: EndpointRules = EndpointRules {
+    listen: false,
+    default_port: Some(DEFAULT_BACKEND_PORT),
+};
+
+pub(crate) fn exporters(field: &Field<'_>, errs: &mut Errors) -> Components<Exporter> {
+    section(field, errs, |id, body, errs| match id.kind.as_str() {
+        "loadbalancing" | "load_balancing" => {
+            load_balancing(body, errs).map(Exporter::LoadBalancing)
+        }
+        "otlp" => Some(Exporter::Otlp(otlp_exporter(body, errs))),
+        other => body.fail(
+            errs,
+            format!("exporter type `{other}` is not supported; use `loadbalancing` or `otlp`"),
+        ),
+    })
+}
+
+fn load_balancing(body: &Field<'_>, errs: &mut Errors) -> Option<LoadBalancing> {
+    let mut fields = body.fields(errs);
+    let routing_key = fields
+        .take("routing_key")
+        .and_then(|k| k.parsed(errs, routing_key));
+    let protocol = protocol(&fields.take_or_null("protocol"), errs);
+    let resolver = fields
+        .required("resolver", errs)
+        .and_then(|r| resolver(&r, errs));
+    fields.unsupported(LB_UNSUPPORTED, errs);
+    fields.finish(errs);
+    Some(LoadBalancing {
+        routing_key: routing_key.unwrap_or_default(),
+        protocol,
+        resolver: resolver?,
+    })
+}
+
+/// `protocol`: only `otlp`, which is read even when absent (its TLS rule applies).
+fn protocol(field: &Field<'_>, errs: &mut Errors) -> OtlpExporter {
+    let mut fields = field.fields(errs);
+    let otlp = lb_protocol(&fields.take_or_null("otlp"), errs);
+    fields.finish(errs);
+    otlp
+}
+
+fn routing_key(text: &str) -> Result<RoutingKey, String> {
+    match text {
+        "traceID" => Ok(RoutingKey::TraceId),
+        "service" => Ok(RoutingKey::Service),
+        "resource" | "metric" | "streamID" | "attributes" => Err(format!(
+            "routing_key `{text}` is not supported yet; use `traceID` or `service`"
+        )),
+        _ => Err(format!(
+            "unknown routing_key `{text}`; use `traceID` or `service`"
+        )),
+    }
+}
+
+fn resolver(field: &Field<'_>, errs: &mut Errors) -> Option<Resolver> {
+    let mut fields = field.fields(errs);
+    let static_ = fields.take("static").map(|s| static_resolver(&s, errs));
+    let dns = fields.take("dns").map(|d| dns_resolver(&d, errs));
+    let refused = fields.unsupported(&["k8s", "aws_cloud_map"], errs);
+    fields.finish(errs);
+    match (static_, dns) {
+        (Some(resolver), None) | (None, Some(resolver)) => resolver,
+        (Some(_), Some(_)) => field.fail(errs, "set only one of `static` or `dns`"),
+        (None, None) if refused > 0 => None,
+        (None, None) => field.fail(errs, "one of `static` or `dns` is required"),
+    }
+}
+
+fn static_resolver(field: &Field<'_>, errs: &mut Errors) -> Option<Resolver> {
+    let mut fields = field.fields(errs);
+    let list = fields.take_or_null("hostnames");
+    fields.finish(errs);
+    let items = list.list(errs)?;
+    if items.is_empty() {
+        return list.fail(errs, "list at least one backend, e.g. `collector-1:4317`");
+    }
+    let parse = |s: &str| parse_endpoint(s, STATIC_HOST);
+    let hosts: Vec<(Field<'_>, HostPort)> = items
+        .into_iter()
+        .filter_map(|item| item.parsed(errs, parse).map(|h| (item, h)))
+        .collect();
+    check_duplicates(&hosts, errs);
+    let hostnames = hosts.into_iter().map(|(_, host)| host).collect();
+    Some(Resolver::Static { hostnames })
+}
+
+/// A backend listed twice would get twice the share of the ring: almost surely a mistake.
+fn check_duplicates(hosts: &[(Field<'_>, HostPort)], errs: &mut Errors) {
+    for (i, (item, host)) in hosts.iter().enumerate() {
+        if let Some((first, _)) = hosts[..i].iter().find(|(_, h)| h == host) {
+            item.report(
+                errs,
+                format!("backend `{host}` is already listed at `{}`", first.path),
+            );
+        }
+    }
+}
+
+fn dns_resolver(field: &Field<'_>, errs: &mut Errors) -> Option<Resolver> {
+    let mut fields = field.fields(errs);
+    let hostname = fields.required("hostname", errs);
+    let hostname = hostname.and_then(|h| h.parsed(errs, dns_name));
+    let port = fields.take("port").and_then(|p| p.port(errs));
+    let interval = fields.take("interval").and_then(|i| i.duration(errs));
+    let timeout = fields.take("timeout").and_then(|t| t.duration(errs));
+    fields.finish(errs);
+    Some(Resolver::Dns {
+        hostname: hostname?,
+        port: port.unwrap_or(DEFAULT_BACKEND_PORT),
+        interval: interval.unwrap_or(DEFAULT_DNS_INTERVAL),
+        timeout: timeout.unwrap_or(DEFAULT_DNS_TIMEOUT),
+    })
+}
+
+fn dns_name(text: &str) -> Result<String, String> {
+    if text.contains(':') {
+        return Err(format!(
+            "`{text}`: give the host name only and the port in `port`"
+        ));
+    }
+    check_host_name(text).map(|()| text.to_string())
+}

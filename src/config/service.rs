@@ -1,0 +1,196 @@
+//! `service:`: pipelines, `telemetry`, `extensions`, and our `runtime` extension.
+
+use std::collections::BTreeSet;
+
+use serde_yaml::Value;
+
+use super::errors::Errors;
+use super::model::{ComponentId, Pipeline, RuntimeConfig, Signal};
+use super::parse::Field;
+use super::values::{MAX_CORE, parse_component_id, parse_cores};
+
+/// The message for any processor, in a section or a pipeline.
+pub const PROCESSORS_NOT_SUPPORTED: &str =
+    "processors are not supported; otlp-gateway forwards data unchanged";
+
+/// The message for any connector.
+pub const CONNECTORS_NOT_SUPPORTED: &str =
+    "connectors are not supported; otlp-gateway forwards data unchanged";
+
+/// The message for any extension, in a section or in `service.extensions`.
+pub const EXTENSIONS_NOT_SUPPORTED: &str =
+    "extensions are not supported by this version of otlp-gateway";
+
+/// The ids that pipelines may reference.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Declared<'a> {
+    pub receivers: &'a BTreeSet<ComponentId>,
+    pub exporters: &'a BTreeSet<ComponentId>,
+}
+
+/// What `service` yields.
+pub(crate) struct Service {
+    pub pipelines: Vec<Pipeline>,
+    pub runtime: RuntimeConfig,
+}
+
+pub(crate) fn service(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Service {
+    let mut fields = field.fields(errs);
+    let pipelines = pipelines(&fields.take_or_null("pipelines"), declared, errs);
+    let runtime = fields.take("runtime").map(|r| runtime(&r, errs));
+    if let Some(telemetry) = fields.take("telemetry") {
+        check_telemetry(&telemetry, errs);
+    }
+    let extensions = fields.take_or_null("extensions");
+    refuse_items(&extensions, errs, EXTENSIONS_NOT_SUPPORTED);
+    fields.finish(errs);
+    Service {
+        pipelines,
+        runtime: runtime.unwrap_or_default(),
+    }
+}
+
+fn pipelines(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Vec<Pipeline> {
+    let entries = field.fields(errs).into_rest();
+    if entries.is_empty() && matches!(field.value, Value::Null | Value::Mapping(_)) {
+        field.report(errs, "at least one pipeline is required");
+    }
+    let pipeline = |entry: Field<'_>| pipeline(&entry, declared, errs);
+    entries.into_iter().filter_map(pipeline).collect()
+}
+
+fn pipeline(entry: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Option<Pipeline> {
+    let id = entry.fail_on(errs, parse_component_id(&entry.key));
+    let signal = id
+        .as_ref()
+        .and_then(|id| entry.fail_on(errs, signal(&id.kind)));
+    let (receivers, exporters) = pipeline_body(entry, declared, errs);
+    let name = id?.name;
+    let signal = signal?;
+    Some(Pipeline {
+        signal,
+        name,
+        receivers,
+        exporters,
+    })
+}
+
+type Ids = Vec<ComponentId>;
+
+/// The `receivers` and `exporters` of a pipeline; `processors` must be empty.
+fn pipeline_body(entry: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> (Ids, Ids) {
+    let mut fields = entry.fields(errs);
+    let receivers = fields.take_or_null("receivers");
+    let receivers = references(&receivers, "receiver", declared.receivers, errs);
+    let processors = fields.take_or_null("processors");
+    refuse_items(&processors, errs, PROCESSORS_NOT_SUPPORTED);
+    let exporters = fields.take_or_null("exporters");
+    let exporters = references(&exporters, "exporter", declared.exporters, errs);
+    fields.finish(errs);
+    (receivers, exporters)
+}
+
+fn signal(kind: &str) -> Result<Signal, String> {
+    match kind {
+        "traces" => Ok(Signal::Traces),
+        "metrics" => Ok(Signal::Metrics),
+        "logs" => Ok(Signal::Logs),
+        _ => Err(format!(
+            "unknown signal `{kind}`; use `traces`, `metrics` or `logs`"
+        )),
+    }
+}
+
+/// A pipeline's `receivers` or `exporters`: non-empty, each defined, none twice.
+fn references(
+    field: &Field<'_>,
+    what: &str,
+    declared: &BTreeSet<ComponentId>,
+    errs: &mut Errors,
+) -> Vec<ComponentId> {
+    let Some(items) = field.list(errs) else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        field.report(errs, format!("at least one {what} is required"));
+    }
+    let mut ids = Vec::new();
+    for item in items {
+        if let Some(id) = reference(&item, what, declared, &ids, errs) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn reference(
+    item: &Field<'_>,
+    what: &str,
+    declared: &BTreeSet<ComponentId>,
+    earlier: &[ComponentId],
+    errs: &mut Errors,
+) -> Option<ComponentId> {
+    let id = item.parsed(errs, parse_component_id)?;
+    if !declared.contains(&id) {
+        return item.fail(errs, format!("{what} `{id}` is not defined in `{what}s`"));
+    }
+    if earlier.contains(&id) {
+        return item.fail(errs, format!("{what} `{id}` is listed more than once"));
+    }
+    Some(id)
+}
+
+/// A list that must be empty (or null): each item is reported with `message`.
+fn refuse_items(field: &Field<'_>, errs: &mut Errors, message: &str) {
+    for item in field.list(errs).unwrap_or_default() {
+        item.report(errs, message);
+    }
+}
+
+/// `telemetry`: the collector's own-telemetry settings are accepted and not applied yet
+/// (otlp-gateway's telemetry is configured separately); unknown keys are still errors.
+fn check_telemetry(field: &Field<'_>, errs: &mut Errors) {
+    let mut fields = field.fields(errs);
+    for key in ["logs", "metrics", "traces", "resource"] {
+        fields.take(key);
+    }
+    fields.finish(errs);
+}
+
+/// `runtime` (ours): `cores: "0-3"` or `cores: [0, 2]`.
+fn runtime(field: &Field<'_>, errs: &mut Errors) -> RuntimeConfig {
+    let mut fields = field.fields(errs);
+    let cores = fields.take("cores").and_then(|c| cores(&c, errs));
+    fields.finish(errs);
+    RuntimeConfig { cores }
+}
+
+fn cores(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<usize>> {
+    match field.value {
+        Value::Null => None,
+        Value::String(_) => field.parsed(errs, parse_cores),
+        Value::Sequence(_) => core_list(field, errs),
+        _ => field.fail(errs, "expected a core list such as \"0-3\" or [0, 2]"),
+    }
+}
+
+fn core_list(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<usize>> {
+    let items = field.list(errs)?;
+    if items.is_empty() {
+        return field.fail(
+            errs,
+            "list at least one core, or leave `cores` out for all cores",
+        );
+    }
+    let max = u64::try_from(MAX_CORE).unwrap_or(u64::MAX);
+    let cores: Vec<Option<u64>> = items.iter().map(|c| c.uint(errs, 0, max)).collect();
+    let mut cores: Vec<usize> = cores
+        .into_iter()
+        .collect::<Option<Vec<u64>>>()?
+        .into_iter()
+        .filter_map(|c| usize::try_from(c).ok())
+        .collect();
+    cores.sort_unstable();
+    cores.dedup();
+    Some(cores)
+}

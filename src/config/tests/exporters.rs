@@ -1,0 +1,380 @@
+//! `exporters`: the load balancer, its alias, its resolvers, and the plain `otlp` exporter.
+
+use std::time::Duration;
+
+use super::{errors_of, ok, one_error, with_exporters};
+use crate::config::{Compression, Exporter, HostPort, OtlpExporter, Resolver, TLS_NOT_SUPPORTED};
+
+const INSECURE: &str = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n";
+
+fn hp(host: &str, port: u16) -> HostPort {
+    HostPort {
+        host: host.into(),
+        port,
+    }
+}
+
+/// A config with one exporter `name` whose body is `body` (indented 4).
+fn exporter_yaml(name: &str, body: &str) -> String {
+    with_exporters(&format!("  {name}:\n{body}"), name)
+}
+
+fn exporter(name: &str, body: &str) -> Exporter {
+    let config = ok(&exporter_yaml(name, body));
+    config.traces_route().expect("traces route").1.clone()
+}
+
+fn lb_yaml(resolver: &str) -> String {
+    exporter_yaml(
+        "loadbalancing",
+        &format!("{INSECURE}    resolver:\n{resolver}"),
+    )
+}
+
+#[test]
+fn load_balancing_alias() {
+    let body = format!("{INSECURE}    resolver:\n      static:\n        hostnames: [a]");
+    let old = exporter("loadbalancing", &body);
+    let new = exporter("load_balancing", &body);
+    assert_eq!(old, new);
+    assert_eq!(new.static_backends(), Some(vec![hp("a", 4317)]));
+    let named = exporter("load_balancing/x", &body);
+    assert_eq!(named, old);
+}
+
+#[test]
+fn otlp_exporter() {
+    let body = "    endpoint: backend:4317\n    timeout: 250ms\n    compression: none\n    tls:\n      insecure: true";
+    let expected = OtlpExporter {
+        endpoint: Some(hp("backend", 4317)),
+        compression: Compression::None,
+        timeout: Duration::from_millis(250),
+        insecure: true,
+    };
+    let exporter = exporter("otlp", body);
+    assert_eq!(exporter, Exporter::Otlp(expected));
+    assert_eq!(exporter.static_backends(), Some(vec![hp("backend", 4317)]));
+}
+
+#[test]
+fn otlp_exporter_http_scheme_means_plaintext() {
+    for endpoint in ["http://[::1]:4317", "http://[::1]:4317/"] {
+        let body = format!("    endpoint: \"{endpoint}\"");
+        let Exporter::Otlp(otlp) = exporter("otlp", &body) else {
+            panic!("expected otlp");
+        };
+        assert_eq!(otlp.endpoint, Some(hp("::1", 4317)));
+        assert!(otlp.insecure);
+        assert_eq!(otlp.timeout, Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn otlp_exporter_needs_plaintext_and_a_port() {
+    let cases = [
+        (
+            "    endpoint: backend:4317",
+            "exporters.otlp.tls",
+            TLS_NOT_SUPPORTED,
+        ),
+        (
+            "    endpoint: https://backend:4317",
+            "exporters.otlp.endpoint",
+            "`https://` means TLS",
+        ),
+        (
+            "    endpoint: grpc://backend:4317",
+            "exporters.otlp.endpoint",
+            "unsupported scheme",
+        ),
+        (
+            "    endpoint: http://backend",
+            "exporters.otlp.endpoint",
+            "missing port",
+        ),
+        (
+            "    endpoint: http://:4317",
+            "exporters.otlp.endpoint",
+            "missing host",
+        ),
+        (
+            "    tls:\n      insecure: true",
+            "exporters.otlp.endpoint",
+            "missing required key",
+        ),
+    ];
+    for (body, path, message) in cases {
+        let (got_path, got) = one_error(&exporter_yaml("otlp", body));
+        assert_eq!(got_path, path, "{body}");
+        assert!(got.contains(message), "{body}: {got}");
+    }
+}
+
+#[test]
+fn tls_rule_for_the_load_balancer() {
+    let resolver = "    resolver:\n      static:\n        hostnames: [a]\n";
+    let cases = [
+        ("", "exporters.loadbalancing/lb.protocol.otlp.tls"),
+        (
+            "    protocol:\n",
+            "exporters.loadbalancing/lb.protocol.otlp.tls",
+        ),
+        (
+            "    protocol:\n      otlp:\n",
+            "exporters.loadbalancing/lb.protocol.otlp.tls",
+        ),
+        (
+            "    protocol:\n      otlp:\n        tls: {}\n",
+            "exporters.loadbalancing/lb.protocol.otlp.tls.insecure",
+        ),
+        (
+            "    protocol:\n      otlp:\n        tls:\n          insecure: false\n",
+            "exporters.loadbalancing/lb.protocol.otlp.tls.insecure",
+        ),
+    ];
+    for (protocol, path) in cases {
+        let yaml = exporter_yaml("loadbalancing/lb", &format!("{protocol}{resolver}"));
+        let (got_path, message) = one_error(&yaml);
+        assert_eq!(got_path, path);
+        assert_eq!(message, TLS_NOT_SUPPORTED, "{protocol}");
+    }
+}
+
+#[test]
+fn tls_settings_are_refused_rather_than_ignored() {
+    let body = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n          ca_file: /ca.pem\n    resolver:\n      static:\n        hostnames: [a]";
+    let (path, message) = one_error(&exporter_yaml("loadbalancing", body));
+    assert_eq!(path, "exporters.loadbalancing.protocol.otlp.tls.ca_file");
+    assert!(message.contains("not supported"), "{message}");
+}
+
+#[test]
+fn protocol_keys() {
+    let cases = [
+        ("endpoint: a:4317", "endpoint", "not allowed here"),
+        (
+            "compression: gzip",
+            "compression",
+            "compression `gzip` is not implemented yet; use `none`",
+        ),
+        (
+            "compression: zstd",
+            "compression",
+            "compression `zstd` is not implemented yet",
+        ),
+        (
+            "compression: lz4",
+            "compression",
+            "unknown compression `lz4`",
+        ),
+        ("timeout: 5", "timeout", "use e.g. `5s`"),
+        ("timeout: 0s", "timeout", "greater than zero"),
+        ("headers: {a: b}", "headers", "not supported"),
+        (
+            "retry_on_failure: {enabled: false}",
+            "retry_on_failure",
+            "not supported",
+        ),
+        (
+            "sending_queue: {enabled: false}",
+            "sending_queue",
+            "not supported",
+        ),
+        (
+            "balancer_name: round_robin",
+            "balancer_name",
+            "not supported",
+        ),
+    ];
+    for (line, key, message) in cases {
+        let body = format!(
+            "{INSECURE}        {line}\n    resolver:\n      static:\n        hostnames: [a]"
+        );
+        let (path, got) = one_error(&exporter_yaml("loadbalancing", &body));
+        assert_eq!(
+            path,
+            format!("exporters.loadbalancing.protocol.otlp.{key}"),
+            "{line}"
+        );
+        assert!(got.contains(message), "{line}: {got}");
+    }
+}
+
+#[test]
+fn load_balancer_keys() {
+    let resolver = "    resolver:\n      static:\n        hostnames: [a]\n";
+    let cases = [
+        ("routing_key: resource", "routing_key", "not supported yet"),
+        ("routing_key: streamID", "routing_key", "not supported yet"),
+        ("routing_key: traceid", "routing_key", "unknown routing_key"),
+        ("timeout: 1s", "timeout", "not supported"),
+        ("retry_on_failure: {}", "retry_on_failure", "not supported"),
+        ("sending_queue: {}", "sending_queue", "not supported"),
+        ("protcol: {}", "protcol", "unknown key"),
+    ];
+    for (line, key, message) in cases {
+        let body = format!("    {line}\n{INSECURE}{resolver}");
+        let (path, got) = one_error(&exporter_yaml("loadbalancing", &body));
+        assert_eq!(path, format!("exporters.loadbalancing.{key}"), "{line}");
+        assert!(got.contains(message), "{line}: {got}");
+    }
+}
+
+#[test]
+fn static_resolver() {
+    let yaml = lb_yaml(
+        "      static:\n        hostnames:\n          - a.example.com\n          - \"[::1]:5317\"\n          - 10.0.0.1:4318",
+    );
+    let config = ok(&yaml);
+    let backends = config.traces_route().and_then(|(_, e)| e.static_backends());
+    let expected = vec![
+        hp("a.example.com", 4317),
+        hp("::1", 5317),
+        hp("10.0.0.1", 4318),
+    ];
+    assert_eq!(backends, Some(expected));
+}
+
+#[test]
+fn static_resolver_errors() {
+    let base = "exporters.loadbalancing.resolver";
+    let cases = [
+        (
+            "      static:\n        hostnames: []",
+            format!("{base}.static.hostnames"),
+        ),
+        ("      static: {}", format!("{base}.static.hostnames")),
+        (
+            "      static:\n        hostnames: [a, b, \":4317\"]",
+            format!("{base}.static.hostnames[2]"),
+        ),
+        (
+            "      static:\n        hostnames: [a, \"a:4317\"]",
+            format!("{base}.static.hostnames[1]"),
+        ),
+        (
+            "      static:\n        hostnames: [\"a:0\"]",
+            format!("{base}.static.hostnames[0]"),
+        ),
+        (
+            "      static:\n        hostnames: a",
+            format!("{base}.static.hostnames"),
+        ),
+        ("      {}", base.to_string()),
+        ("      k8s:\n        service: x", format!("{base}.k8s")),
+        ("      aws_cloud_map: {}", format!("{base}.aws_cloud_map")),
+        (
+            "      static:\n        hostnames: [a]\n      dns:\n        hostname: b",
+            base.to_string(),
+        ),
+    ];
+    for (resolver, path) in cases {
+        let (got, message) = one_error(&lb_yaml(resolver));
+        assert_eq!(got, path, "{resolver}: {message}");
+    }
+}
+
+#[test]
+fn missing_resolver() {
+    let (path, message) = one_error(&exporter_yaml("loadbalancing", INSECURE.trim_end()));
+    assert_eq!(path, "exporters.loadbalancing.resolver");
+    assert_eq!(message, "missing required key");
+}
+
+#[test]
+fn dns_resolver() {
+    let yaml = lb_yaml(
+        "      dns:\n        hostname: collectors\n        port: \"5317\"\n        interval: 1m30s\n        timeout: 250ms",
+    );
+    let config = ok(&yaml);
+    let Some((_, Exporter::LoadBalancing(lb))) = config.traces_route() else {
+        panic!("expected the load balancer");
+    };
+    let expected = Resolver::Dns {
+        hostname: "collectors".into(),
+        port: 5317,
+        interval: Duration::from_secs(90),
+        timeout: Duration::from_millis(250),
+    };
+    assert_eq!(lb.resolver, expected);
+}
+
+#[test]
+fn dns_resolver_errors() {
+    let base = "exporters.loadbalancing.resolver.dns";
+    let cases = [
+        ("      dns: {}", "hostname"),
+        ("      dns:\n        hostname: a:4317", "hostname"),
+        ("      dns:\n        hostname: a\n        port: 0", "port"),
+        (
+            "      dns:\n        hostname: a\n        port: \"x\"",
+            "port",
+        ),
+        (
+            "      dns:\n        hostname: a\n        interval: 5",
+            "interval",
+        ),
+        (
+            "      dns:\n        hostname: a\n        timeout: soon",
+            "timeout",
+        ),
+        (
+            "      dns:\n        hostname: a\n        quarantine: {}",
+            "quarantine",
+        ),
+    ];
+    for (resolver, key) in cases {
+        let (path, message) = one_error(&lb_yaml(resolver));
+        assert_eq!(path, format!("{base}.{key}"), "{resolver}: {message}");
+    }
+}
+
+#[test]
+fn unsupported_exporter_types() {
+    let yaml = with_exporters("  otlphttp:\n    endpoint: http://a:4318", "otlphttp");
+    let (path, message) = one_error(&yaml);
+    assert_eq!(path, "exporters.otlphttp");
+    assert!(message.contains("not supported"), "{message}");
+}
+
+#[test]
+fn several_exporters_and_the_first_traces_route() {
+    let yaml = "\
+receivers:
+  otlp:
+    protocols:
+      grpc:
+  otlp/b:
+    protocols:
+      http:
+exporters:
+  otlp:
+    endpoint: http://a:1
+  loadbalancing:
+    protocol: {otlp: {tls: {insecure: true}}}
+    resolver: {dns: {hostname: a}}
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp/b]
+      exporters: [otlp]
+    traces/2:
+      receivers: [otlp]
+      exporters: [loadbalancing, otlp]
+    traces:
+      receivers: [otlp/b]
+      exporters: [otlp]
+";
+    let config = ok(yaml);
+    assert_eq!(config.pipelines.len(), 3);
+    let (receiver, exporter) = config.traces_route().expect("route");
+    assert!(receiver.grpc.is_some());
+    assert!(matches!(exporter, Exporter::LoadBalancing(_)));
+    assert_eq!(exporter.static_backends(), None);
+    assert_eq!(config.pipelines[1].name.as_deref(), Some("2"));
+    let no_traces = yaml
+        .replace("traces/2:", "logs:")
+        .replace("traces:", "logs/x:");
+    assert_eq!(ok(&no_traces).traces_route(), None);
+    assert!(errors_of(&yaml.replace("[otlp/b]", "[otlp/c]")).len() == 2);
+}

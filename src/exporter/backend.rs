@@ -1,0 +1,142 @@
+//! One backend as seen from one core: a shared HTTP/2 connection (many concurrent streams),
+//! reconnected on demand with backoff. Single-threaded: `Rc`/`RefCell`, no locks.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glommio::sync::Semaphore;
+use h2::client::SendRequest;
+use http::Uri;
+
+use super::backoff::Backoff;
+use super::call;
+use super::error::ExportError;
+
+/// Connection settings shared by a core's backends.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// Per-call deadline (the exporter's `timeout`).
+    pub timeout: Duration,
+    /// TCP connect + HTTP/2 handshake deadline. 1 s: backends are on the same network.
+    pub connect_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        BackendSettings {
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A backend on one core.
+pub struct Backend {
+    pub name: String,
+    addr: SocketAddr,
+    settings: BackendSettings,
+    conn: RefCell<Option<(u64, SendRequest<Bytes>)>>,
+    generation: Cell<u64>,
+    connecting: Semaphore,
+    backoff: RefCell<Backoff>,
+}
+
+impl Backend {
+    pub fn new(name: String, addr: SocketAddr, settings: BackendSettings) -> Rc<Self> {
+        let backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
+        Rc::new(Backend {
+            name,
+            addr,
+            settings,
+            conn: RefCell::new(None),
+            generation: Cell::new(0),
+            connecting: Semaphore::new(1),
+            backoff: RefCell::new(backoff),
+        })
+    }
+
+    /// Forwards one framed request on `path`; returns the framed response message.
+    pub async fn export(self: &Rc<Self>, path: &str, framed: Bytes) -> Result<Bytes, ExportError> {
+        let send = self.sender().await?;
+        let uri = self.uri(path)?;
+        let result = call::unary(send, uri, framed, self.settings.timeout).await;
+        if matches!(result, Err(ExportError::ConnectionLost(_))) {
+            self.forget(self.generation.get());
+        }
+        result
+    }
+
+    fn uri(&self, path: &str) -> Result<Uri, ExportError> {
+        Uri::builder()
+            .scheme("http")
+            .authority(self.name.as_str())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| ExportError::BadResponse("backend name is not a valid authority"))
+    }
+
+    /// The live connection, connecting first if there is none and backoff allows.
+    async fn sender(self: &Rc<Self>) -> Result<SendRequest<Bytes>, ExportError> {
+        if let Some((_, s)) = &*self.conn.borrow() {
+            return Ok(s.clone());
+        }
+        self.refuse_if_backing_off()?;
+        let _permit = self.connecting.acquire(1).await.map_err(|_| ExportError::NoBackends)?;
+        if let Some((_, s)) = &*self.conn.borrow() {
+            return Ok(s.clone());
+        }
+        self.refuse_if_backing_off()?;
+        self.connect().await
+    }
+
+    fn refuse_if_backing_off(&self) -> Result<(), ExportError> {
+        match self.backoff.borrow().blocked(Instant::now()) {
+            Some(retry_in) => Err(ExportError::Unreachable { retry_in }),
+            None => Ok(()),
+        }
+    }
+
+    async fn connect(self: &Rc<Self>) -> Result<SendRequest<Bytes>, ExportError> {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let weak: Weak<Self> = Rc::downgrade(self);
+        let on_close = move || {
+            if let Some(b) = weak.upgrade() {
+                b.forget(generation);
+            }
+        };
+        match call::connect(self.addr, self.settings.connect_timeout, on_close).await {
+            Ok(send) => {
+                self.backoff.borrow_mut().on_success();
+                *self.conn.borrow_mut() = Some((generation, send.clone()));
+                Ok(send)
+            }
+            Err(_) => {
+                let mut backoff = self.backoff.borrow_mut();
+                backoff.on_failure(Instant::now(), fastrand::f64());
+                let retry_in = backoff.blocked(Instant::now()).unwrap_or_default();
+                Err(ExportError::Unreachable { retry_in })
+            }
+        }
+    }
+
+    /// Drops connection `generation` if it is still the current one.
+    fn forget(&self, generation: u64) {
+        let mut conn = self.conn.borrow_mut();
+        if conn.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *conn = None;
+        }
+    }
+
+    /// Whether a connection is up (for status and tests).
+    pub fn is_connected(&self) -> bool {
+        self.conn.borrow().is_some()
+    }
+}

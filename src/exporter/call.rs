@@ -1,0 +1,92 @@
+//! One unary gRPC call over an HTTP/2 client connection, and opening such connections.
+//! Shared by the exporter and the load generator.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glommio::net::TcpStream;
+use h2::client::SendRequest;
+use http::{Request, Uri};
+
+use super::error::ExportError;
+use crate::grpc::{Status, UnaryReader};
+use crate::runtime::io::TokioIo;
+use crate::runtime::tuning;
+
+/// Largest response we read from a backend: OTLP responses are tiny (partial success).
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Opens an h2c connection and spawns its driver on this core. `on_close` runs when the
+/// connection ends, so the pool can forget it.
+pub async fn connect(addr: SocketAddr, timeout: Duration, on_close: impl FnOnce() + 'static) -> Result<SendRequest<Bytes>, String> {
+    let tcp = glommio::timer::timeout(timeout, async { TcpStream::connect(addr).await.map_err(Into::into) })
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (send, conn) = tuning::h2_client()
+        .handshake::<_, Bytes>(TokioIo(tcp))
+        .await
+        .map_err(|e| format!("handshake {addr}: {e}"))?;
+    glommio::spawn_local(async move {
+        let _ = conn.await;
+        on_close();
+    })
+    .detach();
+    Ok(send)
+}
+
+/// Sends `framed` (one gRPC message, prefix included) to `uri` and returns the response
+/// message (prefix included) once the backend answered OK.
+pub async fn unary(send: SendRequest<Bytes>, uri: Uri, framed: Bytes, timeout: Duration) -> Result<Bytes, ExportError> {
+    match glommio::timer::timeout(timeout, async { Ok(call(send, uri, framed).await) }).await {
+        Ok(result) => result,
+        Err(_) => Err(ExportError::Timeout(timeout)),
+    }
+}
+
+async fn call(send: SendRequest<Bytes>, uri: Uri, framed: Bytes) -> Result<Bytes, ExportError> {
+    let mut send = send.ready().await.map_err(lost)?;
+    let req = Request::post(uri)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .map_err(|_| ExportError::BadResponse("invalid request URI"))?;
+    let (response, mut body) = send.send_request(req, false).map_err(lost)?;
+    body.send_data(framed, true).map_err(lost)?;
+    let response = response.await.map_err(lost)?;
+    read_response(response).await
+}
+
+async fn read_response(response: http::Response<h2::RecvStream>) -> Result<Bytes, ExportError> {
+    let (head, mut body) = response.into_parts();
+    if head.status != http::StatusCode::OK {
+        return Err(ExportError::BadResponse("HTTP status other than 200"));
+    }
+    if let Some(status) = Status::from_headers(&head.headers) {
+        return outcome(status, Bytes::new());
+    }
+    let mut reader = UnaryReader::new(MAX_RESPONSE);
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(lost)?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        reader.push(chunk).map_err(|_| ExportError::BadResponse("oversize or malformed response message"))?;
+    }
+    let trailers = body.trailers().await.map_err(lost)?.unwrap_or_default();
+    let status = Status::from_headers(&trailers).ok_or(ExportError::BadResponse("no grpc-status"))?;
+    let message = reader.finish().unwrap_or_default();
+    outcome(status, message)
+}
+
+/// OK with the message, or the backend's rejection.
+fn outcome(status: Status, message: Bytes) -> Result<Bytes, ExportError> {
+    if status.code == crate::grpc::Code::Ok {
+        Ok(message)
+    } else {
+        Err(ExportError::Rejected(status))
+    }
+}
+
+fn lost(e: h2::Error) -> ExportError {
+    ExportError::ConnectionLost(e.to_string())
+}

@@ -1,0 +1,39 @@
+//! Fan-out: send a request's parts to their backends in parallel and fold the answers into
+//! one answer for the client. The client hears OK only when every part was accepted.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::backend::Backend;
+use super::error::worst;
+use crate::grpc::Status;
+use crate::wire::Part;
+use crate::wire::partial::PartialSuccess;
+
+/// Forwards every part; returns the framed response for the client, or the status of the
+/// most important failure.
+pub async fn forward(backends: &[Rc<Backend>], path: &'static str, parts: Vec<Part>) -> Result<Bytes, Status> {
+    let tasks: Vec<_> = parts
+        .into_iter()
+        .map(|p| {
+            let backend = backends[p.backend].clone();
+            glommio::spawn_local(async move {
+                let result = backend.export(path, p.framed).await;
+                result.map_err(|e| e.to_status(&backend.name))
+            })
+        })
+        .collect();
+    let mut merged = PartialSuccess::default();
+    let mut failures = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(response) => merged.add_framed(&response),
+            Err(status) => failures.push(status),
+        }
+    }
+    match worst(failures) {
+        Some(status) => Err(status),
+        None => Ok(merged.to_framed()),
+    }
+}

@@ -1,0 +1,10 @@
+//! Exporter: per-core backend connections and the fan-out of one request's parts.
+
+pub mod backend;
+pub mod backoff;
+pub mod call;
+pub mod error;
+pub mod fanout;
+
+pub use backend::{Backend, BackendSettings};
+pub use error::ExportError;

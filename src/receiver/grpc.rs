@@ -1,0 +1,151 @@
+//! The OTLP/gRPC server side of HTTP/2: one task per connection drives h2, one task per
+//! stream reads the request message, calls the service and answers with a gRPC status.
+//! A bad request ends its own stream with a status; the connection and other streams live on.
+
+use std::future::Future;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures_lite::future;
+use glommio::net::TcpStream;
+use h2::RecvStream;
+use h2::server::SendResponse;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+
+use crate::grpc::{Code, Status, UnaryReader};
+use crate::runtime::io::TokioIo;
+use crate::runtime::shutdown::Shutdown;
+use crate::runtime::tuning;
+
+/// A unary gRPC service: the gateway pipeline, or the test sink.
+pub trait GrpcService: 'static {
+    /// Which of the service's methods a path names.
+    type Method: Copy + 'static;
+    fn route(&self, path: &str) -> Option<Self::Method>;
+    /// Largest request message accepted.
+    fn max_recv(&self) -> usize;
+    /// Handles one framed request message; returns the framed response message.
+    fn call(&self, method: Self::Method, framed: Bytes) -> impl Future<Output = Result<Bytes, Status>>;
+}
+
+/// How a stream ends when it does not reach the service.
+enum Refusal {
+    Grpc(Status),
+    Http(StatusCode),
+}
+
+impl From<Status> for Refusal {
+    fn from(s: Status) -> Self {
+        Refusal::Grpc(s)
+    }
+}
+
+/// Serves one accepted connection until the peer leaves or shutdown has drained it.
+pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_streams: u32, shutdown: Shutdown) {
+    let _ = tcp.set_nodelay(true);
+    let Ok(mut conn) = tuning::h2_server(max_streams).handshake::<_, Bytes>(TokioIo(tcp)).await else {
+        return;
+    };
+    let mut draining = false;
+    loop {
+        let next = if draining {
+            conn.accept().await
+        } else {
+            let accept = async { Some(conn.accept().await) };
+            let stop = async {
+                shutdown.wait().await;
+                None
+            };
+            match future::or(accept, stop).await {
+                Some(next) => next,
+                None => {
+                    conn.graceful_shutdown();
+                    draining = true;
+                    continue;
+                }
+            }
+        };
+        match next {
+            Some(Ok((req, respond))) => {
+                let service = service.clone();
+                glommio::spawn_local(async move { handle(req, respond, &*service).await }).detach();
+            }
+            _ => break,
+        }
+    }
+}
+
+async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<Bytes>, service: &S) {
+    match call(req, service).await {
+        Ok(body) => send_ok(respond, body),
+        Err(Refusal::Grpc(status)) => send_status(respond, &status),
+        Err(Refusal::Http(code)) => send_http(respond, code),
+    }
+}
+
+async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S) -> Result<Bytes, Refusal> {
+    let method = check_head(&req, service)?;
+    let framed = read_message(req.into_body(), service.max_recv()).await?;
+    Ok(service.call(method, framed).await?)
+}
+
+fn check_head<S: GrpcService>(req: &Request<RecvStream>, service: &S) -> Result<S::Method, Refusal> {
+    if req.method() != http::Method::POST {
+        return Err(Refusal::Http(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    let grpc_type = req.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if !grpc_type {
+        return Err(Refusal::Http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    let encoding = req.headers().get("grpc-encoding").map(|v| v.as_bytes());
+    if encoding.is_some_and(|e| e != b"identity") {
+        return Err(Status::new(Code::Unimplemented, "unsupported grpc-encoding; this server accepts identity").into());
+    }
+    let path = req.uri().path();
+    service
+        .route(path)
+        .ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown method {}", path.escape_debug())).into())
+}
+
+/// Reads the request's one message, refusing it as soon as it is known to be too large.
+async fn read_message(mut body: RecvStream, limit: usize) -> Result<Bytes, Status> {
+    let mut reader = UnaryReader::new(limit);
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| Status::new(Code::Cancelled, format!("request stream broke: {e}")))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        reader.push(chunk)?;
+    }
+    if reader.compressed() {
+        return Err(Status::new(Code::Internal, "compressed flag set but no grpc-encoding was declared"));
+    }
+    reader.finish()
+}
+
+fn grpc_head() -> http::response::Builder {
+    Response::builder().status(StatusCode::OK).header("content-type", "application/grpc")
+}
+
+fn send_ok(mut respond: SendResponse<Bytes>, body: Bytes) {
+    let Ok(head) = grpc_head().body(()) else { return };
+    let Ok(mut stream) = respond.send_response(head, false) else { return };
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let _ = stream.send_data(body, false);
+    let _ = stream.send_trailers(trailers);
+}
+
+/// A trailers-only response: the status travels in the only HEADERS frame.
+fn send_status(mut respond: SendResponse<Bytes>, status: &Status) {
+    let Ok(mut head) = grpc_head().body(()) else { return };
+    status.write_to(head.headers_mut());
+    if status.code == Code::Unimplemented {
+        head.headers_mut().insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
+    }
+    let _ = respond.send_response(head, true);
+}
+
+fn send_http(mut respond: SendResponse<Bytes>, code: StatusCode) {
+    if let Ok(head) = Response::builder().status(code).body(()) {
+        let _ = respond.send_response(head, true);
+    }
+}

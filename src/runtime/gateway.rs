@@ -1,0 +1,195 @@
+//! Starting and stopping the gateway: the control plane resolves config into a backend set,
+//! reserves the listening port, pins one executor per core, and later tells cores to stop.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{self, ConnectedSender, SharedSender};
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use socket2::{Domain, Socket, Type};
+
+use super::core::{self, BackendSet, Control, CoreSpec};
+use crate::config::{Config, Exporter, GrpcServer, HostPort};
+use crate::exporter::BackendSettings;
+use crate::routing::Ring;
+
+/// Why the gateway could not start. Reported before any traffic is accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no traces pipeline with an OTLP/gRPC receiver is configured")]
+    NoTracesPipeline,
+    #[error("the DNS resolver is not implemented in this version; use resolver.static")]
+    DnsResolver,
+    #[error("cannot resolve {what} `{addr}`: {reason}")]
+    Resolve { what: &'static str, addr: String, reason: String },
+    #[error("cannot bind {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("core {core}: {reason}")]
+    Core { core: usize, reason: String },
+    #[error("no usable cores: {0}")]
+    Cores(String),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// The address the OTLP/gRPC receiver listens on (the real port when configured as 0).
+    pub grpc_addr: SocketAddr,
+    pub cores: Vec<usize>,
+    stop: Arc<AtomicBool>,
+    drain: Duration,
+    control: Option<ExecutorJoinHandle<()>>,
+    executors: Vec<ExecutorJoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts on `cores` (all online cores when `None`); returns once every core listens.
+    pub fn start(cfg: &Config, cores: Option<Vec<usize>>) -> Result<Gateway, StartError> {
+        let (receiver, exporter) = cfg.traces_route().ok_or(StartError::NoTracesPipeline)?;
+        let grpc = receiver.grpc.as_ref().ok_or(StartError::NoTracesPipeline)?;
+        let cores = choose_cores(cores.or_else(|| cfg.runtime.cores.clone()))?;
+        let backends = backend_set(exporter)?;
+        let listen = resolve_one("receiver endpoint", &grpc.endpoint)?;
+        let reservation = reserve_port(listen)?;
+        let listen = reservation.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(listen);
+        let spec = core_spec(listen, grpc, exporter, backends);
+        let mut gw = Gateway::spawn_cores(spec, cores)?;
+        drop(reservation);
+        gw.grpc_addr = listen;
+        Ok(gw)
+    }
+
+    fn spawn_cores(spec: CoreSpec, cores: Vec<usize>) -> Result<Gateway, StartError> {
+        let (mut senders, mut executors) = (Vec::new(), Vec::new());
+        for &core in &cores {
+            let (tx, rx) = shared_channel::new_bounded(8);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let spec = spec.clone();
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
+                .name(&format!("otlp-core-{core}"))
+                .spawn(move || core::run(spec, rx, ready_tx))
+                .map_err(|e| StartError::Core { core, reason: e.to_string() })?;
+            let ready = ready_rx.recv().unwrap_or_else(|_| Err("core exited during start".into()));
+            ready.map_err(|reason| StartError::Core { core, reason })?;
+            senders.push(tx);
+            executors.push(handle);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let drain = Duration::from_secs(10);
+        let control = spawn_control(senders, stop.clone(), drain)?;
+        Ok(Gateway { grpc_addr: spec.listen, cores, stop, drain, control: Some(control), executors })
+    }
+
+    /// The flag that stops the gateway; signal handlers set it.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// How long shutdown waits for in-flight requests.
+    pub fn drain_deadline(&self) -> Duration {
+        self.drain
+    }
+
+    /// Blocks until the gateway has stopped (after the stop flag is set).
+    pub fn wait(mut self) {
+        if let Some(c) = self.control.take() {
+            let _ = c.join();
+        }
+        for e in self.executors.drain(..) {
+            let _ = e.join();
+        }
+    }
+
+    /// Stops accepting, drains, and waits for every core to exit.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wait();
+    }
+}
+
+/// The control plane: today it only turns the stop flag into `Shutdown` messages.
+fn spawn_control(senders: Vec<SharedSender<Control>>, stop: Arc<AtomicBool>, drain: Duration) -> Result<ExecutorJoinHandle<()>, StartError> {
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name("otlp-control")
+        .spawn(move || async move {
+            let mut connected: Vec<ConnectedSender<Control>> = Vec::new();
+            for s in senders {
+                connected.push(s.connect().await);
+            }
+            while !stop.load(Ordering::SeqCst) {
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+            for c in &connected {
+                let _ = c.send(Control::Shutdown { drain }).await;
+            }
+        })
+        .map_err(|e| StartError::Cores(format!("control plane: {e}")))
+}
+
+fn core_spec(listen: SocketAddr, grpc: &GrpcServer, exporter: &Exporter, backends: Option<Arc<BackendSet>>) -> CoreSpec {
+    let protocol = match exporter {
+        Exporter::LoadBalancing(lb) => &lb.protocol,
+        Exporter::Otlp(otlp) => otlp,
+    };
+    let routing_key = match exporter {
+        Exporter::LoadBalancing(lb) => lb.routing_key,
+        Exporter::Otlp(_) => Default::default(),
+    };
+    let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
+    CoreSpec { listen, routing_key, max_recv: grpc.max_recv_msg_size, max_streams: grpc.max_concurrent_streams, backends, settings }
+}
+
+/// The ring and addresses for a static backend list, resolved once here on the control plane.
+fn backend_set(exporter: &Exporter) -> Result<Option<Arc<BackendSet>>, StartError> {
+    let hosts = exporter.static_backends().ok_or(StartError::DnsResolver)?;
+    let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    let Ok(ring) = Ring::new(&names) else {
+        return Ok(None);
+    };
+    let addrs = ring
+        .backends()
+        .iter()
+        .map(|name| resolve_name("backend", name))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Arc::new(BackendSet { ring, addrs })))
+}
+
+fn resolve_one(what: &'static str, hp: &HostPort) -> Result<SocketAddr, StartError> {
+    let host = if hp.host.is_empty() { "0.0.0.0" } else { hp.host.as_str() };
+    resolve_name(what, &HostPort { host: host.to_string(), port: hp.port }.to_string())
+}
+
+fn resolve_name(what: &'static str, name: &str) -> Result<SocketAddr, StartError> {
+    let err = |reason: String| StartError::Resolve { what, addr: name.to_string(), reason };
+    let mut addrs = name.to_socket_addrs().map_err(|e| err(e.to_string()))?;
+    addrs.next().ok_or_else(|| err("no addresses".into()))
+}
+
+/// Binds (without listening) so that port 0 becomes one real port every core then shares
+/// through SO_REUSEPORT. Unlistened, it never receives connections.
+fn reserve_port(addr: SocketAddr) -> Result<Socket, StartError> {
+    let err = |e: std::io::Error| StartError::Bind { addr, reason: e.to_string() };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
+    socket.set_reuse_port(true).map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    Ok(socket)
+}
+
+/// The cores to run on: the given list, checked against the online CPUs, or all of them.
+pub fn choose_cores(wanted: Option<Vec<usize>>) -> Result<Vec<usize>, StartError> {
+    let online: Vec<usize> = glommio::CpuSet::online()
+        .map_err(|e| StartError::Cores(e.to_string()))?
+        .into_iter()
+        .map(|l| l.cpu)
+        .collect();
+    let Some(wanted) = wanted else {
+        return Ok(online);
+    };
+    match wanted.iter().find(|c| !online.contains(c)) {
+        Some(c) => Err(StartError::Cores(format!("CPU {c} is not online (online: {online:?})"))),
+        None if wanted.is_empty() => Err(StartError::Cores("empty CPU list".into())),
+        None => Ok(wanted),
+    }
+}

@@ -1,0 +1,9 @@
+//! The runtime edge: glommio executors pinned to cores, listeners, the control plane's
+//! messages to cores, and the I/O adapter. Nothing outside this folder (and the thin socket
+//! code of receiver and exporter) knows about io_uring.
+
+pub mod core;
+pub mod gateway;
+pub mod io;
+pub mod shutdown;
+pub mod tuning;

@@ -1,0 +1,190 @@
+//! The counting sink: an OTLP/gRPC backend that accepts everything and counts spans, for
+//! the demo, load runs and tests. Not on the gateway's data path, so plain atomics are fine.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::future;
+use glommio::net::TcpListener;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+
+use crate::grpc::{Code, Status, TRACE_EXPORT};
+use crate::receiver::grpc::{GrpcService, serve_connection};
+use crate::runtime::shutdown::Shutdown;
+use crate::wire::{GRPC_PREFIX, keys, walk};
+
+/// What one sink listener has received.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub spans: AtomicU64,
+    pub requests: AtomicU64,
+    pub bytes: AtomicU64,
+    /// When set, every request is refused with this gRPC code (tests of failure handling).
+    pub fail_with: AtomicU8,
+    /// Spans per trace id, kept only when the sink records.
+    pub traces: Mutex<HashMap<Vec<u8>, u64>>,
+    record: bool,
+}
+
+impl SinkStats {
+    fn new(record: bool) -> Self {
+        SinkStats { record, ..Default::default() }
+    }
+
+    pub fn spans(&self) -> u64 {
+        self.spans.load(Ordering::Relaxed)
+    }
+
+    /// Makes this listener refuse requests with `code` (`None` to accept again).
+    pub fn set_failure(&self, code: Option<Code>) {
+        self.fail_with.store(code.map_or(0, |c| c as u8), Ordering::Relaxed);
+    }
+
+    fn failure(&self) -> Option<Status> {
+        match self.fail_with.load(Ordering::Relaxed) {
+            0 => None,
+            c => Some(Status::new(Code::from_ascii(c.to_string().as_bytes()), "sink told to fail")),
+        }
+    }
+
+    fn take(&self, framed: &[u8]) -> Result<(), Status> {
+        let bad = |e| Status::new(Code::InvalidArgument, format!("sink: {e}"));
+        let spans = walk::count_items(framed, GRPC_PREFIX..framed.len()).map_err(bad)?;
+        if self.record {
+            self.record_traces(framed).map_err(bad)?;
+        }
+        self.spans.fetch_add(spans, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(framed.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn record_traces(&self, framed: &[u8]) -> Result<(), crate::wire::WireError> {
+        let mut ids = Vec::new();
+        let mut err = Ok(());
+        walk::for_each_item(framed, GRPC_PREFIX..framed.len(), |span| match keys::span_trace_id(framed, span) {
+            Ok(r) => ids.push(framed[r].to_vec()),
+            Err(e) => err = Err(e),
+        })?;
+        err?;
+        let mut traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            *traces.entry(id).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+struct SinkService(Arc<SinkStats>);
+
+impl GrpcService for SinkService {
+    type Method = ();
+
+    fn route(&self, path: &str) -> Option<()> {
+        (path == TRACE_EXPORT).then_some(())
+    }
+
+    fn max_recv(&self) -> usize {
+        64 << 20
+    }
+
+    async fn call(&self, _: (), framed: Bytes) -> Result<Bytes, Status> {
+        if let Some(status) = self.0.failure() {
+            return Err(status);
+        }
+        self.0.take(&framed)?;
+        Ok(Bytes::from_static(&[0, 0, 0, 0, 0]))
+    }
+}
+
+/// Sinks running on one executor thread.
+pub struct Sink {
+    pub addrs: Vec<SocketAddr>,
+    pub stats: Vec<Arc<SinkStats>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<ExecutorJoinHandle<()>>,
+}
+
+impl Sink {
+    /// Listens on every address (port 0 picks one); `record` keeps trace ids for checks.
+    pub fn start(listen: &[SocketAddr], placement: Placement, record: bool) -> std::io::Result<Sink> {
+        let stats: Vec<_> = listen.iter().map(|_| Arc::new(SinkStats::new(record))).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (listen, st, stop2) = (listen.to_vec(), stats.clone(), stop.clone());
+        let handle = LocalExecutorBuilder::new(placement)
+            .name("otlp-sink")
+            .spawn(move || serve_all(listen, st, stop2, tx))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let addrs = rx.recv().map_err(std::io::Error::other)??;
+        Ok(Sink { addrs, stats, stop, handle: Some(handle) })
+    }
+
+    pub fn total_spans(&self) -> u64 {
+        self.stats.iter().map(|s| s.spans()).sum()
+    }
+
+    /// Stops the listeners and waits for the executor.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn serve_all(
+    listen: Vec<SocketAddr>,
+    stats: Vec<Arc<SinkStats>>,
+    stop: Arc<AtomicBool>,
+    ready: std::sync::mpsc::Sender<std::io::Result<Vec<SocketAddr>>>,
+) {
+    let bound: std::io::Result<Vec<TcpListener>> = listen.iter().map(|a| TcpListener::bind(a).map_err(|e| std::io::Error::other(e.to_string()))).collect();
+    let listeners = match bound {
+        Ok(l) => l,
+        Err(e) => return drop(ready.send(Err(e))),
+    };
+    let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let _ = ready.send(Ok(addrs));
+    let shutdown = Shutdown::default();
+    let tasks: Vec<_> = listeners
+        .into_iter()
+        .zip(stats)
+        .map(|(l, s)| glommio::spawn_local(accept(l, Rc::new(SinkService(s)), shutdown.clone())))
+        .collect();
+    while !stop.load(Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.trigger();
+    for t in tasks {
+        t.await;
+    }
+}
+
+async fn accept(listener: TcpListener, service: Rc<SinkService>, shutdown: Shutdown) {
+    loop {
+        let next = async { Some(listener.accept().await) };
+        let stop = async {
+            shutdown.wait().await;
+            None
+        };
+        match future::or(next, stop).await {
+            Some(Ok(tcp)) => {
+                glommio::spawn_local(serve_connection(tcp, service.clone(), 4096, shutdown.clone())).detach();
+            }
+            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(5)).await,
+            None => return,
+        }
+    }
+}

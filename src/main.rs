@@ -1,1 +1,193 @@
-fn main() {}
+//! The `otlp-gateway` command: run, validate, sink, loadgen, demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use glommio::Placement;
+use otlp_gateway::config::{self, EXIT_CONFIG};
+use otlp_gateway::tools::{demo, loadgen, sink::Sink};
+use otlp_gateway::Gateway;
+
+#[derive(Parser)]
+#[command(name = "otlp-gateway", version, about = "Thread-per-core OTLP gateway: splits OTLP by routing key and load-balances it over a collector tier")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// CPUs to pin one executor each to, e.g. `1` or `0-3`; default all online CPUs.
+        #[arg(long)]
+        cores: Option<String>,
+    },
+    /// Check a configuration and report every error with its key path (exit 64 on errors).
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// A counting OTLP/gRPC backend that prints spans/s for each listener.
+    Sink {
+        /// Comma-separated listen addresses.
+        #[arg(long, value_delimiter = ',', required = true)]
+        listen: Vec<SocketAddr>,
+        /// Pin the sink to this CPU.
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
+    /// Send realistic ExportTraceServiceRequests with distinct trace ids.
+    Loadgen {
+        #[arg(long)]
+        target: SocketAddr,
+        /// Spans per second in total; omit to send as fast as answers return.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 100)]
+        spans_per_request: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Concurrent requests per connection.
+        #[arg(long, default_value_t = 16)]
+        streams: usize,
+        /// Pin the load generator to this CPU.
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
+    /// Run the gateway, three sinks and loadgen on loopback from an embedded config.
+    Demo {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Gateway CPUs (default: 0).
+        #[arg(long)]
+        cores: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match dispatch(Cli::parse().cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Run { config, cores } => run(&config, cores.as_deref()),
+        Cmd::Validate { config } => Ok(validate(&config)),
+        Cmd::Sink { listen, cpu } => sink(&listen, cpu),
+        Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu } => {
+            let opts = loadgen::LoadgenOpts {
+                target,
+                rate,
+                duration: Duration::from_secs_f64(duration),
+                spans_per_request,
+                connections,
+                streams,
+                progress: true,
+                placement: placement(cpu),
+                ..Default::default()
+            };
+            print!("{}", loadgen::run(opts)?.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Demo { duration, cores } => run_demo(duration, cores.as_deref()),
+    }
+}
+
+fn placement(cpu: Option<usize>) -> Placement {
+    cpu.map_or(Placement::Unbound, Placement::Fixed)
+}
+
+fn parse_cores(s: Option<&str>) -> anyhow::Result<Option<Vec<usize>>> {
+    s.map(|s| config::parse_cores(s).map_err(|e| anyhow::anyhow!("--cores {s}: {e}"))).transpose()
+}
+
+fn load(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::load_file(path).map_err(|errors| {
+        eprintln!("{}: {} configuration error(s):", path.display(), errors.0.len());
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(EXIT_CONFIG as u8)
+    })
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(_) => {
+            println!("{}: configuration is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn run(path: &std::path::Path, cores: Option<&str>) -> anyhow::Result<ExitCode> {
+    let cfg = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let gateway = Gateway::start(&cfg, parse_cores(cores)?).context("starting the gateway")?;
+    register_stop(&gateway.stop_flag())?;
+    eprintln!("otlp-gateway: OTLP/gRPC on {} with {} core(s) {:?}", gateway.grpc_addr, gateway.cores.len(), gateway.cores);
+    gateway.wait();
+    eprintln!("otlp-gateway: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn register_stop(flag: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(())
+}
+
+fn sink(listen: &[SocketAddr], cpu: Option<usize>) -> anyhow::Result<ExitCode> {
+    let sink = Sink::start(listen, placement(cpu), false)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    register_stop(&stop)?;
+    eprintln!("sink: listening on {:?}", sink.addrs);
+    let mut last: Vec<u64> = vec![0; sink.stats.len()];
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        let line: Vec<String> = sink
+            .stats
+            .iter()
+            .zip(&sink.addrs)
+            .zip(last.iter_mut())
+            .map(|((s, a), l)| {
+                let now = s.spans();
+                let rate = now - std::mem::replace(l, now);
+                format!("{a} {rate} spans/s")
+            })
+            .collect();
+        println!("{}", line.join("  "));
+    }
+    sink.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_demo(duration: f64, cores: Option<&str>) -> anyhow::Result<ExitCode> {
+    println!("demo: embedded config\n{}", demo::DEMO_CONFIG);
+    let result = demo::run(Duration::from_secs_f64(duration), parse_cores(cores)?)?;
+    println!("{}", result.report.summary());
+    println!("{}", result.render());
+    Ok(if result.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

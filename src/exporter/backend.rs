@@ -7,13 +7,13 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use glommio::sync::Semaphore;
 use h2::client::SendRequest;
 use http::Uri;
 
 use super::backoff::Backoff;
 use super::call;
 use super::error::ExportError;
+use super::single_flight::SingleFlight;
 
 /// Connection settings shared by a core's backends.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub struct Backend {
     settings: BackendSettings,
     conn: RefCell<Option<(u64, SendRequest<Bytes>)>>,
     generation: Cell<u64>,
-    connecting: Semaphore,
+    connecting: SingleFlight,
     backoff: RefCell<Backoff>,
 }
 
@@ -57,7 +57,7 @@ impl Backend {
             settings,
             conn: RefCell::new(None),
             generation: Cell::new(0),
-            connecting: Semaphore::new(1),
+            connecting: SingleFlight::default(),
             backoff: RefCell::new(backoff),
         })
     }
@@ -87,13 +87,16 @@ impl Backend {
         if let Some((_, s)) = &*self.conn.borrow() {
             return Ok(s.clone());
         }
-        self.refuse_if_backing_off()?;
-        let _permit = self.connecting.acquire(1).await.map_err(|_| ExportError::NoBackends)?;
-        if let Some((_, s)) = &*self.conn.borrow() {
-            return Ok(s.clone());
+        loop {
+            self.refuse_if_backing_off()?;
+            if let Some(_turn) = self.connecting.try_begin() {
+                return self.connect().await;
+            }
+            self.connecting.wait_idle().await;
+            if let Some((_, s)) = &*self.conn.borrow() {
+                return Ok(s.clone());
+            }
         }
-        self.refuse_if_backing_off()?;
-        self.connect().await
     }
 
     fn refuse_if_backing_off(&self) -> Result<(), ExportError> {

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod call;
 pub mod error;
 pub mod fanout;
+pub mod single_flight;
 
 pub use backend::{Backend, BackendSettings};
 pub use error::ExportError;

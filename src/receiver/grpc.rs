@@ -47,13 +47,14 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, ma
         return;
     };
     let mut draining = false;
+    let mut stop_signal = shutdown.wait();
     loop {
         let next = if draining {
             conn.accept().await
         } else {
             let accept = async { Some(conn.accept().await) };
             let stop = async {
-                shutdown.wait().await;
+                (&mut stop_signal).await;
                 None
             };
             match future::or(accept, stop).await {

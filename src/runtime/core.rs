@@ -84,8 +84,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
             return;
         }
     };
-    let control = control.connect().await;
+    // Ready before connecting: the control plane connects its end only after every core is up.
     let _ = ready.send(Ok(()));
+    let control = control.connect().await;
     let topo = spec.backends.as_deref().map(|s| topology(s, &spec.settings));
     let service = Rc::new(GatewayService { pipeline: Pipeline::new(spec.routing_key, spec.max_recv, topo) });
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
@@ -100,10 +101,11 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
 }
 
 async fn accept_loop(listener: TcpListener, service: Rc<GatewayService>, max_streams: u32, shutdown: Shutdown, gate: Rc<Gate>) {
+    let mut stop_signal = shutdown.wait();
     loop {
         let accept = async { Some(listener.accept().await) };
         let stop = async {
-            shutdown.wait().await;
+            (&mut stop_signal).await;
             None
         };
         match future::or(accept, stop).await {

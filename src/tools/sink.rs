@@ -173,10 +173,11 @@ async fn serve_all(
 }
 
 async fn accept(listener: TcpListener, service: Rc<SinkService>, shutdown: Shutdown) {
+    let mut stop_signal = shutdown.wait();
     loop {
         let next = async { Some(listener.accept().await) };
         let stop = async {
-            shutdown.wait().await;
+            (&mut stop_signal).await;
             None
         };
         match future::or(next, stop).await {

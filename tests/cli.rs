@@ -1,0 +1,81 @@
+//! The command line as an operator uses it: validate, run with SIGTERM, demo.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_otlp-gateway");
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/config/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_collector_documentation_configs_validate_unchanged() {
+    for f in ["gateway-static.yaml", "gateway-dns.yaml", "gateway-dns-service.yaml", "local-static.yaml"] {
+        let out = Command::new(BIN).args(["validate", "--config", &fixture(f)]).output().unwrap();
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn validate_reports_every_error_with_its_path_and_exits_64() {
+    let out = Command::new(BIN).args(["validate", "--config", &fixture("bad-many-errors.yaml")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for path in [
+        "receivers.otlp.protocols.grpc.endpoint",
+        "receivers.otlp.protocols.htttp",
+        "exporters.loadbalancing.protocol.otlp.timeout",
+        "exporters.loadbalancing.resolver.static.hostnames[1]",
+        "service.pipelines.traces.receivers",
+        "service.runtime.cores",
+    ] {
+        assert!(err.contains(path), "missing {path} in:\n{err}");
+    }
+    assert!(err.lines().filter(|l| l.starts_with("  ")).count() >= 10, "{err}");
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_binding() {
+    let out = Command::new(BIN).args(["run", "--config", &fixture("bad-many-errors.yaml")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn run_stops_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("otlp-gw-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("gw.yaml");
+    let yaml = std::fs::read_to_string(fixture("local-static.yaml")).unwrap().replace("127.0.0.1:4317", "127.0.0.1:0");
+    std::fs::write(&cfg, yaml).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap(), "--cores", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "gateway is running");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("OTLP/gRPC on 127.0.0.1:") && err.contains("stopped"), "{err}");
+}
+
+#[test]
+fn demo_passes_its_own_checks() {
+    let out = Command::new(BIN).args(["demo", "--duration", "1"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("PASS: every trace landed on exactly one backend"), "{stdout}");
+    assert_eq!(stdout.matches("127.0.0.1:1431").count(), 3 + 3, "three backends in config and shares");
+}

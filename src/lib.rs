@@ -7,11 +7,11 @@
 //! loadgen, demo).
 
 pub mod config;
-pub mod routing;
-pub mod wire;
-pub mod tools;
-pub mod grpc;
 pub mod exporter;
+pub mod grpc;
 pub mod receiver;
+pub mod routing;
 pub mod runtime;
+pub mod tools;
+pub mod wire;
 pub use runtime::gateway::Gateway;

@@ -10,12 +10,16 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use glommio::Placement;
+use otlp_gateway::Gateway;
 use otlp_gateway::config::{self, EXIT_CONFIG};
 use otlp_gateway::tools::{demo, loadgen, sink::Sink};
-use otlp_gateway::Gateway;
 
 #[derive(Parser)]
-#[command(name = "otlp-gateway", version, about = "Thread-per-core OTLP gateway: splits OTLP by routing key and load-balances it over a collector tier")]
+#[command(
+    name = "otlp-gateway",
+    version,
+    about = "Thread-per-core OTLP gateway: splits OTLP by routing key and load-balances it over a collector tier"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -146,7 +150,12 @@ fn run(path: &std::path::Path, cores: Option<&str>) -> anyhow::Result<ExitCode> 
     };
     let gateway = Gateway::start(&cfg, parse_cores(cores)?).context("starting the gateway")?;
     register_stop(&gateway.stop_flag())?;
-    eprintln!("otlp-gateway: OTLP/gRPC on {} with {} core(s) {:?}", gateway.grpc_addr, gateway.cores.len(), gateway.cores);
+    eprintln!(
+        "otlp-gateway: OTLP/gRPC on {} with {} core(s) {:?}",
+        gateway.grpc_addr,
+        gateway.cores.len(),
+        gateway.cores
+    );
     gateway.wait();
     eprintln!("otlp-gateway: stopped");
     Ok(ExitCode::SUCCESS)

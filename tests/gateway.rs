@@ -65,7 +65,8 @@ fn malformed_request_gets_invalid_argument_and_the_connection_survives() {
         let send = connect(addr).await;
         let good = grpc_frame(&spangen::request("svc", 20, 1, 1).encode_to_vec());
         let garbage = grpc_frame(&[0x0a, 0x05, 0x12, 0x03, 0xff]);
-        let (a, b) = futures_lite::future::zip(export(&send, addr, garbage.clone()), export(&send, addr, good.clone())).await;
+        let (a, b) =
+            futures_lite::future::zip(export(&send, addr, garbage.clone()), export(&send, addr, good.clone())).await;
         let c = export(&send, addr, good).await;
         let d = export(&send, addr, grpc_frame(&[0xff; 64])).await;
         [code_of(&a), code_of(&b), code_of(&c), code_of(&d)]
@@ -146,7 +147,11 @@ fn unreachable_backend_is_unavailable_fast_without_a_retry_storm() {
     });
     gw.shutdown();
     assert!(codes.iter().all(|c| *c == Some(Code::Unavailable)), "{codes:?}");
-    assert!(messages.iter().all(|m| m.contains(&dead.to_string())), "the status names the failed backend: {:?}", messages[0]);
+    assert!(
+        messages.iter().all(|m| m.contains(&dead.to_string())),
+        "the status names the failed backend: {:?}",
+        messages[0]
+    );
     assert!(took < Duration::from_secs(5), "failing fast while backing off, took {took:?}");
     sink.stop();
 }
@@ -185,7 +190,11 @@ fn service_routing_keeps_each_service_on_one_backend() {
     assert_eq!(sink.total_spans(), 600);
     // Each request is one service; a service's spans must all be on one sink, so each sink's
     // count is a multiple of a service's 50 spans.
-    assert!(sink.stats.iter().all(|s| s.spans() % 50 == 0), "{:?}", sink.stats.iter().map(|s| s.spans()).collect::<Vec<_>>());
+    assert!(
+        sink.stats.iter().all(|s| s.spans() % 50 == 0),
+        "{:?}",
+        sink.stats.iter().map(|s| s.spans()).collect::<Vec<_>>()
+    );
     assert!(sink.stats.iter().filter(|s| s.spans() > 0).count() >= 2, "more than one backend used");
     sink.stop();
 }
@@ -196,7 +205,14 @@ fn two_cores_share_the_port_and_route_identically() {
     assert!(cores.len() >= 2, "this test needs two online CPUs (every machine of this project has two)");
     let sink = sinks(3);
     let gw = otlp_gateway::Gateway::start(&ConfigBuilder::new(&sink.addrs).build(), Some(cores[..2].to_vec())).unwrap();
-    let opts = LoadgenOpts { target: gw.grpc_addr, duration: Duration::from_millis(800), spans_per_trace: 3, connections: 8, streams: 4, ..Default::default() };
+    let opts = LoadgenOpts {
+        target: gw.grpc_addr,
+        duration: Duration::from_millis(800),
+        spans_per_trace: 3,
+        connections: 8,
+        streams: 4,
+        ..Default::default()
+    };
     let report = loadgen::run(opts).unwrap();
     gw.shutdown();
     assert_eq!(report.requests_failed, 0, "{:?}", report.errors);

@@ -19,10 +19,7 @@ pub(crate) struct Components<T> {
 
 impl<T> Default for Components<T> {
     fn default() -> Self {
-        Components {
-            parsed: BTreeMap::new(),
-            declared: BTreeSet::new(),
-        }
+        Components { parsed: BTreeMap::new(), declared: BTreeSet::new() }
     }
 }
 

@@ -16,11 +16,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -34,10 +30,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl ConfigErrors {
     /// A single error.
     pub fn single(path: &str, message: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigError {
-            path: path.to_string(),
-            message: message.into(),
-        }])
+        ConfigErrors(vec![ConfigError { path: path.to_string(), message: message.into() }])
     }
 
     /// The paths of all errors, in order (handy in tests and logs).
@@ -57,18 +50,11 @@ pub(crate) struct Errors(Vec<ConfigError>);
 
 impl Errors {
     pub(crate) fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.0.push(ConfigError {
-            path: path.to_string(),
-            message: message.into(),
-        });
+        self.0.push(ConfigError { path: path.to_string(), message: message.into() });
     }
 
     /// `value` if nothing was reported, else every error.
     pub(crate) fn into_result<T>(self, value: T) -> Result<T, ConfigErrors> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigErrors(self.0))
-        }
+        if self.0.is_empty() { Ok(value) } else { Err(ConfigErrors(self.0)) }
     }
 }

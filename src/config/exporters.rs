@@ -17,47 +17,26 @@ pub const DEFAULT_DNS_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Load balancer keys of the collector that are not implemented yet.
-const LB_UNSUPPORTED: &[&str] = &[
-    "timeout",
-    "retry_on_failure",
-    "sending_queue",
-    "routing_attributes",
-];
+const LB_UNSUPPORTED: &[&str] = &["timeout", "retry_on_failure", "sending_queue", "routing_attributes"];
 
-const STATIC_HOST: EndpointRules = EndpointRules {
-    listen: false,
-    default_port: Some(DEFAULT_BACKEND_PORT),
-};
+const STATIC_HOST: EndpointRules = EndpointRules { listen: false, default_port: Some(DEFAULT_BACKEND_PORT) };
 
 pub(crate) fn exporters(field: &Field<'_>, errs: &mut Errors) -> Components<Exporter> {
     section(field, errs, |id, body, errs| match id.kind.as_str() {
-        "loadbalancing" | "load_balancing" => {
-            load_balancing(body, errs).map(Exporter::LoadBalancing)
-        }
+        "loadbalancing" | "load_balancing" => load_balancing(body, errs).map(Exporter::LoadBalancing),
         "otlp" => Some(Exporter::Otlp(otlp_exporter(body, errs))),
-        other => body.fail(
-            errs,
-            format!("exporter type `{other}` is not supported; use `loadbalancing` or `otlp`"),
-        ),
+        other => body.fail(errs, format!("exporter type `{other}` is not supported; use `loadbalancing` or `otlp`")),
     })
 }
 
 fn load_balancing(body: &Field<'_>, errs: &mut Errors) -> Option<LoadBalancing> {
     let mut fields = body.fields(errs);
-    let routing_key = fields
-        .take("routing_key")
-        .and_then(|k| k.parsed(errs, routing_key));
+    let routing_key = fields.take("routing_key").and_then(|k| k.parsed(errs, routing_key));
     let protocol = protocol(&fields.take_or_null("protocol"), errs);
-    let resolver = fields
-        .required("resolver", errs)
-        .and_then(|r| resolver(&r, errs));
+    let resolver = fields.required("resolver", errs).and_then(|r| resolver(&r, errs));
     fields.unsupported(LB_UNSUPPORTED, errs);
     fields.finish(errs);
-    Some(LoadBalancing {
-        routing_key: routing_key.unwrap_or_default(),
-        protocol,
-        resolver: resolver?,
-    })
+    Some(LoadBalancing { routing_key: routing_key.unwrap_or_default(), protocol, resolver: resolver? })
 }
 
 /// `protocol`: only `otlp`, which is read even when absent (its TLS rule applies).
@@ -72,12 +51,10 @@ fn routing_key(text: &str) -> Result<RoutingKey, String> {
     match text {
         "traceID" => Ok(RoutingKey::TraceId),
         "service" => Ok(RoutingKey::Service),
-        "resource" | "metric" | "streamID" | "attributes" => Err(format!(
-            "routing_key `{text}` is not supported yet; use `traceID` or `service`"
-        )),
-        _ => Err(format!(
-            "unknown routing_key `{text}`; use `traceID` or `service`"
-        )),
+        "resource" | "metric" | "streamID" | "attributes" => {
+            Err(format!("routing_key `{text}` is not supported yet; use `traceID` or `service`"))
+        }
+        _ => Err(format!("unknown routing_key `{text}`; use `traceID` or `service`")),
     }
 }
 
@@ -104,10 +81,8 @@ fn static_resolver(field: &Field<'_>, errs: &mut Errors) -> Option<Resolver> {
         return list.fail(errs, "list at least one backend, e.g. `collector-1:4317`");
     }
     let parse = |s: &str| parse_endpoint(s, STATIC_HOST);
-    let hosts: Vec<(Field<'_>, HostPort)> = items
-        .into_iter()
-        .filter_map(|item| item.parsed(errs, parse).map(|h| (item, h)))
-        .collect();
+    let hosts: Vec<(Field<'_>, HostPort)> =
+        items.into_iter().filter_map(|item| item.parsed(errs, parse).map(|h| (item, h))).collect();
     check_duplicates(&hosts, errs);
     let hostnames = hosts.into_iter().map(|(_, host)| host).collect();
     Some(Resolver::Static { hostnames })
@@ -117,10 +92,7 @@ fn static_resolver(field: &Field<'_>, errs: &mut Errors) -> Option<Resolver> {
 fn check_duplicates(hosts: &[(Field<'_>, HostPort)], errs: &mut Errors) {
     for (i, (item, host)) in hosts.iter().enumerate() {
         if let Some((first, _)) = hosts[..i].iter().find(|(_, h)| h == host) {
-            item.report(
-                errs,
-                format!("backend `{host}` is already listed at `{}`", first.path),
-            );
+            item.report(errs, format!("backend `{host}` is already listed at `{}`", first.path));
         }
     }
 }
@@ -143,9 +115,7 @@ fn dns_resolver(field: &Field<'_>, errs: &mut Errors) -> Option<Resolver> {
 
 fn dns_name(text: &str) -> Result<String, String> {
     if text.contains(':') {
-        return Err(format!(
-            "`{text}`: give the host name only and the port in `port`"
-        ));
+        return Err(format!("`{text}`: give the host name only and the port in `port`"));
     }
     check_host_name(text).map(|()| text.to_string())
 }

@@ -30,8 +30,7 @@ pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIME
 pub use model::*;
 pub use otlp::{DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{
-    DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS,
-    DEFAULT_MAX_RECV_MSG_SIZE_MIB,
+    DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
 };
 pub use service::{CONNECTORS_NOT_SUPPORTED, EXTENSIONS_NOT_SUPPORTED, PROCESSORS_NOT_SUPPORTED};
 pub use values::{MAX_CORE, parse_component_id, parse_cores, parse_duration};
@@ -46,10 +45,7 @@ pub fn parse_str(yaml: &str) -> Result<Config, ConfigErrors> {
     let value = read_yaml(yaml)?;
     if !matches!(value, Value::Mapping(_) | Value::Null) {
         let found = parse::kind(&value);
-        return Err(ConfigErrors::single(
-            "",
-            format!("expected a mapping, found {found}"),
-        ));
+        return Err(ConfigErrors::single("", format!("expected a mapping, found {found}")));
     }
     let mut errs = Errors::default();
     let config = document(&Field::root(&value), &mut errs);
@@ -85,10 +81,7 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
     for (key, message) in UNSUPPORTED_SECTIONS {
         unsupported_section(&fields.take_or_null(key), errs, message);
     }
-    let declared = Declared {
-        receivers: &receivers.declared,
-        exporters: &exporters.declared,
-    };
+    let declared = Declared { receivers: &receivers.declared, exporters: &exporters.declared };
     let service = service::service(&fields.take_or_null("service"), declared, errs);
     fields.finish(errs);
     Config {

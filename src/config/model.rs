@@ -147,12 +147,7 @@ pub enum Resolver {
     /// `static.hostnames`; a missing port defaults to 4317.
     Static { hostnames: Vec<HostPort> },
     /// `dns`: accepted by `validate`; resolution itself arrives with dynamic membership.
-    Dns {
-        hostname: String,
-        port: u16,
-        interval: Duration,
-        timeout: Duration,
-    },
+    Dns { hostname: String, port: u16, interval: Duration, timeout: Duration },
 }
 
 /// `service.runtime` (an extension of ours): where the data plane runs.

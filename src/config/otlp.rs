@@ -49,10 +49,7 @@ const TLS_KEYS: &[&str] = &[
 const HTTPS_REFUSED: &str = "`https://` means TLS, which is not supported yet for backends; \
     use `http://` or `host:port` with tls.insecure: true";
 
-const BACKEND: EndpointRules = EndpointRules {
-    listen: false,
-    default_port: None,
-};
+const BACKEND: EndpointRules = EndpointRules { listen: false, default_port: None };
 
 /// `exporters.loadbalancing.protocol.otlp`: no endpoint, the resolver supplies those.
 pub(crate) fn lb_protocol(field: &Field<'_>, errs: &mut Errors) -> OtlpExporter {
@@ -74,10 +71,7 @@ pub(crate) fn otlp_exporter(field: &Field<'_>, errs: &mut Errors) -> OtlpExporte
     let tls_required = matches!(endpoint, Some((_, false)));
     let settings = settings(&mut fields, errs, tls_required);
     fields.finish(errs);
-    OtlpExporter {
-        endpoint: endpoint.map(|(endpoint, _)| endpoint),
-        ..settings
-    }
+    OtlpExporter { endpoint: endpoint.map(|(endpoint, _)| endpoint), ..settings }
 }
 
 /// `host:port`, `http://host:port` (plaintext) or `https://...` (TLS: refused for now).
@@ -113,9 +107,7 @@ fn settings(fields: &mut Fields<'_>, errs: &mut Errors, tls_required: bool) -> O
 fn parse_compression(text: &str) -> Result<Compression, String> {
     match text {
         "none" | "" => Ok(Compression::None),
-        "gzip" | "zstd" | "snappy" => Err(format!(
-            "compression `{text}` is not implemented yet; use `none`"
-        )),
+        "gzip" | "zstd" | "snappy" => Err(format!("compression `{text}` is not implemented yet; use `none`")),
         _ => Err(format!("unknown compression `{text}`; use `none`")),
     }
 }

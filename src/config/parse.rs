@@ -13,11 +13,7 @@ static NULL: Value = Value::Null;
 
 /// `parent.key`, or `key` at the top level.
 pub(crate) fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
-    }
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
 /// "a string", "a list", ...: what a value is, for messages.
@@ -44,11 +40,7 @@ pub(crate) struct Field<'a> {
 
 impl<'a> Field<'a> {
     pub(crate) fn root(value: &'a Value) -> Self {
-        Field {
-            key: String::new(),
-            path: String::new(),
-            value,
-        }
+        Field { key: String::new(), path: String::new(), value }
     }
 
     pub(crate) fn is_null(&self) -> bool {
@@ -73,21 +65,16 @@ impl<'a> Field<'a> {
 
     pub(crate) fn string(&self, errs: &mut Errors) -> Option<&'a str> {
         match self.value {
-            Value::String(s) if s.contains("${") => self.fail(
-                errs,
-                "environment variable expansion (`${...}`) is not supported yet",
-            ),
+            Value::String(s) if s.contains("${") => {
+                self.fail(errs, "environment variable expansion (`${...}`) is not supported yet")
+            }
             Value::String(s) => Some(s),
             _ => self.mismatch(errs, "a string"),
         }
     }
 
     /// A string run through `parse`; its error message is reported here.
-    pub(crate) fn parsed<T>(
-        &self,
-        errs: &mut Errors,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    pub(crate) fn parsed<T>(&self, errs: &mut Errors, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         let text = self.string(errs)?;
         parse(text).map_err(|m| errs.add(&self.path, m)).ok()
     }
@@ -144,11 +131,7 @@ impl<'a> Field<'a> {
     }
 
     fn items(&self, items: &'a [Value]) -> Vec<Field<'a>> {
-        let item = |(i, value)| Field {
-            key: String::new(),
-            path: format!("{}[{i}]", self.path),
-            value,
-        };
+        let item = |(i, value)| Field { key: String::new(), path: format!("{}[{i}]", self.path), value };
         items.iter().enumerate().map(item).collect()
     }
 
@@ -168,11 +151,7 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn of(field: &Field<'a>, errs: &mut Errors) -> Self {
-        let mut fields = Fields {
-            path: field.path.clone(),
-            rest: Vec::new(),
-            known: Vec::new(),
-        };
+        let mut fields = Fields { path: field.path.clone(), rest: Vec::new(), known: Vec::new() };
         match field.value {
             Value::Null => {}
             Value::Mapping(map) => map.iter().for_each(|(k, v)| fields.push(k, v, errs)),
@@ -201,11 +180,7 @@ impl<'a> Fields<'a> {
 
     /// Takes `key`; an absent key reads as `null` (so defaults apply) at the key's path.
     pub(crate) fn take_or_null(&mut self, key: &str) -> Field<'a> {
-        self.take(key).unwrap_or_else(|| Field {
-            key: key.to_string(),
-            path: join(&self.path, key),
-            value: &NULL,
-        })
+        self.take(key).unwrap_or_else(|| Field { key: key.to_string(), path: join(&self.path, key), value: &NULL })
     }
 
     /// Takes `key`, reporting "missing required key" at its path when absent.
@@ -218,12 +193,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Reports each of `keys` that is present with `why(key)`; returns how many were.
-    pub(crate) fn reject(
-        &mut self,
-        keys: &[&str],
-        errs: &mut Errors,
-        why: impl Fn(&str) -> String,
-    ) -> usize {
+    pub(crate) fn reject(&mut self, keys: &[&str], errs: &mut Errors, why: impl Fn(&str) -> String) -> usize {
         let mut count = 0;
         for key in keys {
             if let Some(at) = self.rest.iter().position(|f| f.key == *key) {

@@ -20,14 +20,8 @@ const MIB: usize = 1024 * 1024;
 
 /// Collector gRPC server keys that are not implemented: refused so that nobody is silently
 /// insecure (tls, auth) or silently misconfigured.
-const GRPC_UNSUPPORTED: &[&str] = &[
-    "tls",
-    "auth",
-    "keepalive",
-    "include_metadata",
-    "read_buffer_size",
-    "write_buffer_size",
-];
+const GRPC_UNSUPPORTED: &[&str] =
+    &["tls", "auth", "keepalive", "include_metadata", "read_buffer_size", "write_buffer_size"];
 
 /// Collector HTTP server keys that are not implemented.
 const HTTP_UNSUPPORTED: &[&str] = &[
@@ -46,10 +40,7 @@ const HTTP_UNSUPPORTED: &[&str] = &[
 pub(crate) fn receivers(field: &Field<'_>, errs: &mut Errors) -> Components<OtlpReceiver> {
     section(field, errs, |id, body, errs| match id.kind.as_str() {
         "otlp" => otlp_receiver(body, errs),
-        other => body.fail(
-            errs,
-            format!("receiver type `{other}` is not supported; only `otlp` is"),
-        ),
+        other => body.fail(errs, format!("receiver type `{other}` is not supported; only `otlp` is")),
     })
 }
 
@@ -94,10 +85,7 @@ fn saturate_u32(v: u64) -> u32 {
 fn check_transport(field: &Field<'_>, errs: &mut Errors) {
     match field.string(errs) {
         Some("tcp") | None => {}
-        Some(other) => field.report(
-            errs,
-            format!("transport `{other}` is not supported; use `tcp`"),
-        ),
+        Some(other) => field.report(errs, format!("transport `{other}` is not supported; use `tcp`")),
     }
 }
 
@@ -113,8 +101,5 @@ fn http_server(field: &Field<'_>, errs: &mut Errors) -> HttpServer {
 fn endpoint(fields: &mut Fields<'_>, errs: &mut Errors, default: (&str, u16)) -> HostPort {
     let endpoint = fields.take("endpoint");
     let endpoint = endpoint.and_then(|e| e.parsed(errs, |s| parse_endpoint(s, LISTEN)));
-    endpoint.unwrap_or_else(|| HostPort {
-        host: default.0.to_string(),
-        port: default.1,
-    })
+    endpoint.unwrap_or_else(|| HostPort { host: default.0.to_string(), port: default.1 })
 }

@@ -10,16 +10,13 @@ use super::parse::Field;
 use super::values::{MAX_CORE, parse_component_id, parse_cores};
 
 /// The message for any processor, in a section or a pipeline.
-pub const PROCESSORS_NOT_SUPPORTED: &str =
-    "processors are not supported; otlp-gateway forwards data unchanged";
+pub const PROCESSORS_NOT_SUPPORTED: &str = "processors are not supported; otlp-gateway forwards data unchanged";
 
 /// The message for any connector.
-pub const CONNECTORS_NOT_SUPPORTED: &str =
-    "connectors are not supported; otlp-gateway forwards data unchanged";
+pub const CONNECTORS_NOT_SUPPORTED: &str = "connectors are not supported; otlp-gateway forwards data unchanged";
 
 /// The message for any extension, in a section or in `service.extensions`.
-pub const EXTENSIONS_NOT_SUPPORTED: &str =
-    "extensions are not supported by this version of otlp-gateway";
+pub const EXTENSIONS_NOT_SUPPORTED: &str = "extensions are not supported by this version of otlp-gateway";
 
 /// The ids that pipelines may reference.
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +41,7 @@ pub(crate) fn service(field: &Field<'_>, declared: Declared<'_>, errs: &mut Erro
     let extensions = fields.take_or_null("extensions");
     refuse_items(&extensions, errs, EXTENSIONS_NOT_SUPPORTED);
     fields.finish(errs);
-    Service {
-        pipelines,
-        runtime: runtime.unwrap_or_default(),
-    }
+    Service { pipelines, runtime: runtime.unwrap_or_default() }
 }
 
 fn pipelines(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Vec<Pipeline> {
@@ -61,18 +55,11 @@ fn pipelines(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Ve
 
 fn pipeline(entry: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Option<Pipeline> {
     let id = entry.fail_on(errs, parse_component_id(&entry.key));
-    let signal = id
-        .as_ref()
-        .and_then(|id| entry.fail_on(errs, signal(&id.kind)));
+    let signal = id.as_ref().and_then(|id| entry.fail_on(errs, signal(&id.kind)));
     let (receivers, exporters) = pipeline_body(entry, declared, errs);
     let name = id?.name;
     let signal = signal?;
-    Some(Pipeline {
-        signal,
-        name,
-        receivers,
-        exporters,
-    })
+    Some(Pipeline { signal, name, receivers, exporters })
 }
 
 type Ids = Vec<ComponentId>;
@@ -95,19 +82,12 @@ fn signal(kind: &str) -> Result<Signal, String> {
         "traces" => Ok(Signal::Traces),
         "metrics" => Ok(Signal::Metrics),
         "logs" => Ok(Signal::Logs),
-        _ => Err(format!(
-            "unknown signal `{kind}`; use `traces`, `metrics` or `logs`"
-        )),
+        _ => Err(format!("unknown signal `{kind}`; use `traces`, `metrics` or `logs`")),
     }
 }
 
 /// A pipeline's `receivers` or `exporters`: non-empty, each defined, none twice.
-fn references(
-    field: &Field<'_>,
-    what: &str,
-    declared: &BTreeSet<ComponentId>,
-    errs: &mut Errors,
-) -> Vec<ComponentId> {
+fn references(field: &Field<'_>, what: &str, declared: &BTreeSet<ComponentId>, errs: &mut Errors) -> Vec<ComponentId> {
     let Some(items) = field.list(errs) else {
         return Vec::new();
     };
@@ -177,19 +157,12 @@ fn cores(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<usize>> {
 fn core_list(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<usize>> {
     let items = field.list(errs)?;
     if items.is_empty() {
-        return field.fail(
-            errs,
-            "list at least one core, or leave `cores` out for all cores",
-        );
+        return field.fail(errs, "list at least one core, or leave `cores` out for all cores");
     }
     let max = u64::try_from(MAX_CORE).unwrap_or(u64::MAX);
     let cores: Vec<Option<u64>> = items.iter().map(|c| c.uint(errs, 0, max)).collect();
-    let mut cores: Vec<usize> = cores
-        .into_iter()
-        .collect::<Option<Vec<u64>>>()?
-        .into_iter()
-        .filter_map(|c| usize::try_from(c).ok())
-        .collect();
+    let mut cores: Vec<usize> =
+        cores.into_iter().collect::<Option<Vec<u64>>>()?.into_iter().filter_map(|c| usize::try_from(c).ok()).collect();
     cores.sort_unstable();
     cores.dedup();
     Some(cores)

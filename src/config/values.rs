@@ -19,10 +19,7 @@ pub fn parse_component_id(id: &str) -> Result<ComponentId, String> {
         check_name(name).map_err(|why| format!("invalid id `{id}`: {why}"))?;
     }
     let name = name.map(str::to_string);
-    Ok(ComponentId {
-        kind: kind.to_string(),
-        name,
-    })
+    Ok(ComponentId { kind: kind.to_string(), name })
 }
 
 fn check_type(kind: &str) -> Result<(), &'static str> {
@@ -115,10 +112,7 @@ pub(crate) struct EndpointRules {
 }
 
 /// Receiver endpoints: `:4317` and port 0 allowed, port required.
-pub(crate) const LISTEN: EndpointRules = EndpointRules {
-    listen: true,
-    default_port: None,
-};
+pub(crate) const LISTEN: EndpointRules = EndpointRules { listen: true, default_port: None };
 
 /// Parses `host:port`, `[v6]:port` or (with a default port) a bare host.
 pub(crate) fn parse_endpoint(text: &str, rules: EndpointRules) -> Result<HostPort, String> {
@@ -147,9 +141,7 @@ fn split_host_port(text: &str) -> Result<(&str, Option<&str>), String> {
         };
     }
     match text.rsplit_once(':') {
-        Some((host, _)) if host.contains(':') => {
-            Err("an IPv6 address must be in brackets, e.g. `[::1]:4317`".into())
-        }
+        Some((host, _)) if host.contains(':') => Err("an IPv6 address must be in brackets, e.g. `[::1]:4317`".into()),
         Some((host, port)) => Ok((host, Some(port))),
         None => Ok((text, None)),
     }
@@ -157,11 +149,7 @@ fn split_host_port(text: &str) -> Result<(&str, Option<&str>), String> {
 
 fn check_host(host: &str, listen: bool) -> Result<String, String> {
     if host.is_empty() {
-        return if listen {
-            Ok("0.0.0.0".into())
-        } else {
-            Err("missing host".into())
-        };
+        return if listen { Ok("0.0.0.0".into()) } else { Err("missing host".into()) };
     }
     if host.contains(':') {
         return host
@@ -196,8 +184,7 @@ fn check_port(port: &str, listen: bool) -> Result<u16, String> {
 pub fn parse_cores(text: &str) -> Result<Vec<usize>, String> {
     let mut cores = Vec::new();
     for part in text.split(',') {
-        let (first, last) =
-            core_range(part.trim()).map_err(|why| format!("invalid core list `{text}`: {why}"))?;
+        let (first, last) = core_range(part.trim()).map_err(|why| format!("invalid core list `{text}`: {why}"))?;
         cores.extend(first..=last);
     }
     cores.sort_unstable();

@@ -19,15 +19,16 @@ const MAX_RESPONSE: usize = 64 * 1024;
 
 /// Opens an h2c connection and spawns its driver on this core. `on_close` runs when the
 /// connection ends, so the pool can forget it.
-pub async fn connect(addr: SocketAddr, timeout: Duration, on_close: impl FnOnce() + 'static) -> Result<SendRequest<Bytes>, String> {
-    let tcp = glommio::timer::timeout(timeout, async { TcpStream::connect(addr).await.map_err(Into::into) })
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
+pub async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    on_close: impl FnOnce() + 'static,
+) -> Result<SendRequest<Bytes>, String> {
+    let tcp =
+        glommio::timer::timeout(timeout, TcpStream::connect(addr)).await.map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let (send, conn) = tuning::h2_client()
-        .handshake::<_, Bytes>(TokioIo(tcp))
-        .await
-        .map_err(|e| format!("handshake {addr}: {e}"))?;
+    let (send, conn) =
+        tuning::h2_client().handshake::<_, Bytes>(TokioIo(tcp)).await.map_err(|e| format!("handshake {addr}: {e}"))?;
     glommio::spawn_local(async move {
         let _ = conn.await;
         on_close();
@@ -80,11 +81,7 @@ async fn read_response(response: http::Response<h2::RecvStream>) -> Result<Bytes
 
 /// OK with the message, or the backend's rejection.
 fn outcome(status: Status, message: Bytes) -> Result<Bytes, ExportError> {
-    if status.code == crate::grpc::Code::Ok {
-        Ok(message)
-    } else {
-        Err(ExportError::Rejected(status))
-    }
+    if status.code == crate::grpc::Code::Ok { Ok(message) } else { Err(ExportError::Rejected(status)) }
 }
 
 fn lost(e: h2::Error) -> ExportError {

@@ -31,7 +31,9 @@ impl ExportError {
     /// The status the client gets; it names the backend so operators know who failed.
     pub fn to_status(&self, backend: &str) -> Status {
         let code = match self {
-            ExportError::Unreachable { .. } | ExportError::ConnectionLost(_) | ExportError::NoBackends => Code::Unavailable,
+            ExportError::Unreachable { .. } | ExportError::ConnectionLost(_) | ExportError::NoBackends => {
+                Code::Unavailable
+            }
             ExportError::Timeout(_) => Code::DeadlineExceeded,
             ExportError::Rejected(s) => s.code,
             ExportError::BadResponse(_) => Code::Unavailable,

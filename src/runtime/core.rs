@@ -90,17 +90,24 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let topo = spec.backends.as_deref().map(|s| topology(s, &spec.settings));
     let service = Rc::new(GatewayService { pipeline: Pipeline::new(spec.routing_key, spec.max_recv, topo) });
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
-    let acceptor = glommio::spawn_local(accept_loop(listener, service, spec.max_streams, shutdown.clone(), gate.clone()));
+    let acceptor =
+        glommio::spawn_local(accept_loop(listener, service, spec.max_streams, shutdown.clone(), gate.clone()));
     let drain = match control.recv().await {
         Some(Control::Shutdown { drain }) => drain,
         None => Duration::from_secs(10),
     };
     shutdown.trigger();
     acceptor.await;
-    let _ = glommio::timer::timeout(drain, async { gate.close().await.map_err(|e| e.into()) }).await;
+    let _ = glommio::timer::timeout(drain, gate.close()).await;
 }
 
-async fn accept_loop(listener: TcpListener, service: Rc<GatewayService>, max_streams: u32, shutdown: Shutdown, gate: Rc<Gate>) {
+async fn accept_loop(
+    listener: TcpListener,
+    service: Rc<GatewayService>,
+    max_streams: u32,
+    shutdown: Shutdown,
+    gate: Rc<Gate>,
+) {
     let mut stop_signal = shutdown.wait();
     loop {
         let accept = async { Some(listener.accept().await) };

@@ -109,7 +109,11 @@ impl Gateway {
 }
 
 /// The control plane: today it only turns the stop flag into `Shutdown` messages.
-fn spawn_control(senders: Vec<SharedSender<Control>>, stop: Arc<AtomicBool>, drain: Duration) -> Result<ExecutorJoinHandle<()>, StartError> {
+fn spawn_control(
+    senders: Vec<SharedSender<Control>>,
+    stop: Arc<AtomicBool>,
+    drain: Duration,
+) -> Result<ExecutorJoinHandle<()>, StartError> {
     LocalExecutorBuilder::new(Placement::Unbound)
         .name("otlp-control")
         .spawn(move || async move {
@@ -127,7 +131,12 @@ fn spawn_control(senders: Vec<SharedSender<Control>>, stop: Arc<AtomicBool>, dra
         .map_err(|e| StartError::Cores(format!("control plane: {e}")))
 }
 
-fn core_spec(listen: SocketAddr, grpc: &GrpcServer, exporter: &Exporter, backends: Option<Arc<BackendSet>>) -> CoreSpec {
+fn core_spec(
+    listen: SocketAddr,
+    grpc: &GrpcServer,
+    exporter: &Exporter,
+    backends: Option<Arc<BackendSet>>,
+) -> CoreSpec {
     let protocol = match exporter {
         Exporter::LoadBalancing(lb) => &lb.protocol,
         Exporter::Otlp(otlp) => otlp,
@@ -137,7 +146,14 @@ fn core_spec(listen: SocketAddr, grpc: &GrpcServer, exporter: &Exporter, backend
         Exporter::Otlp(_) => Default::default(),
     };
     let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
-    CoreSpec { listen, routing_key, max_recv: grpc.max_recv_msg_size, max_streams: grpc.max_concurrent_streams, backends, settings }
+    CoreSpec {
+        listen,
+        routing_key,
+        max_recv: grpc.max_recv_msg_size,
+        max_streams: grpc.max_concurrent_streams,
+        backends,
+        settings,
+    }
 }
 
 /// The ring and addresses for a static backend list, resolved once here on the control plane.
@@ -147,11 +163,7 @@ fn backend_set(exporter: &Exporter) -> Result<Option<Arc<BackendSet>>, StartErro
     let Ok(ring) = Ring::new(&names) else {
         return Ok(None);
     };
-    let addrs = ring
-        .backends()
-        .iter()
-        .map(|name| resolve_name("backend", name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let addrs = ring.backends().iter().map(|name| resolve_name("backend", name)).collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Arc::new(BackendSet { ring, addrs })))
 }
 
@@ -179,11 +191,8 @@ fn reserve_port(addr: SocketAddr) -> Result<Socket, StartError> {
 
 /// The cores to run on: the given list, checked against the online CPUs, or all of them.
 pub fn choose_cores(wanted: Option<Vec<usize>>) -> Result<Vec<usize>, StartError> {
-    let online: Vec<usize> = glommio::CpuSet::online()
-        .map_err(|e| StartError::Cores(e.to_string()))?
-        .into_iter()
-        .map(|l| l.cpu)
-        .collect();
+    let online: Vec<usize> =
+        glommio::CpuSet::online().map_err(|e| StartError::Cores(e.to_string()))?.into_iter().map(|l| l.cpu).collect();
     let Some(wanted) = wanted else {
         return Ok(online);
     };

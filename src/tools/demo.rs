@@ -30,7 +30,10 @@ impl DemoResult {
     /// Affinity held and nothing acknowledged was lost.
     pub fn passed(&self) -> bool {
         let received: u64 = self.spans.iter().map(|s| s.1).sum();
-        self.split_traces == 0 && received == self.report.spans_ok && self.traces_seen as u64 == self.report.traces_ok && received > 0
+        self.split_traces == 0
+            && received == self.report.spans_ok
+            && self.traces_seen as u64 == self.report.traces_ok
+            && received > 0
     }
 
     pub fn render(&self) -> String {
@@ -39,8 +42,13 @@ impl DemoResult {
         for (name, n) in &self.spans {
             let _ = writeln!(s, "{name:<18} {n:>10}  {:>6.2}%", 100.0 * *n as f64 / total as f64);
         }
-        let _ = writeln!(s, "traces: {} sent and acknowledged, {} seen, {} on more than one backend", self.report.traces_ok, self.traces_seen, self.split_traces);
-        let verdict = if self.passed() { "PASS: every trace landed on exactly one backend, nothing lost" } else { "FAIL" };
+        let _ = writeln!(
+            s,
+            "traces: {} sent and acknowledged, {} seen, {} on more than one backend",
+            self.report.traces_ok, self.traces_seen, self.split_traces
+        );
+        let verdict =
+            if self.passed() { "PASS: every trace landed on exactly one backend, nothing lost" } else { "FAIL" };
         s + verdict
     }
 }
@@ -52,7 +60,8 @@ pub fn run(duration: Duration, cores: Option<Vec<usize>>) -> anyhow::Result<Demo
     let sink = Sink::start(&backends, Placement::Unbound, true)?;
     let cores = cores.unwrap_or_else(|| vec![0]);
     let gateway = Gateway::start(&cfg, Some(cores))?;
-    let opts = LoadgenOpts { target: gateway.grpc_addr, duration, spans_per_trace: 5, progress: true, ..Default::default() };
+    let opts =
+        LoadgenOpts { target: gateway.grpc_addr, duration, spans_per_trace: 5, progress: true, ..Default::default() };
     let report = loadgen::run(opts)?;
     gateway.shutdown();
     let result = tally(&sink, report);

@@ -100,7 +100,10 @@ impl Report {
 /// Runs the load on its own executor thread and returns the report.
 pub fn run(opts: LoadgenOpts) -> anyhow::Result<Report> {
     let placement = opts.placement.clone();
-    let handle = LocalExecutorBuilder::new(placement).name("otlp-loadgen").spawn(move || drive(opts)).map_err(|e| anyhow::anyhow!("loadgen executor: {e}"))?;
+    let handle = LocalExecutorBuilder::new(placement)
+        .name("otlp-loadgen")
+        .spawn(move || drive(opts))
+        .map_err(|e| anyhow::anyhow!("loadgen executor: {e}"))?;
     handle.join().map_err(|e| anyhow::anyhow!("loadgen executor: {e}"))?
 }
 
@@ -109,7 +112,8 @@ async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
     let template = Rc::new(Template::new("loadgen", opts.spans_per_request, opts.spans_per_trace));
     let report = Rc::new(RefCell::new(Report::default()));
     let workers = opts.connections.max(1) * opts.streams.max(1);
-    let interval = opts.rate.map(|r| Duration::from_secs_f64(workers as f64 * opts.spans_per_request as f64 / r.max(1) as f64));
+    let interval =
+        opts.rate.map(|r| Duration::from_secs_f64(workers as f64 * opts.spans_per_request as f64 / r.max(1) as f64));
     let start = Instant::now();
     let deadline = start + opts.duration;
     let mut tasks = Vec::new();
@@ -144,7 +148,14 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(self, seed: u64, deadline: Instant, interval: Option<Duration>, offset: Option<Duration>, per_trace: usize) {
+    async fn run(
+        self,
+        seed: u64,
+        deadline: Instant,
+        interval: Option<Duration>,
+        offset: Option<Duration>,
+        per_trace: usize,
+    ) {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut next = Instant::now() + offset.unwrap_or_default();
         while Instant::now() < deadline {

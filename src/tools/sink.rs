@@ -150,7 +150,8 @@ async fn serve_all(
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<std::io::Result<Vec<SocketAddr>>>,
 ) {
-    let bound: std::io::Result<Vec<TcpListener>> = listen.iter().map(|a| TcpListener::bind(a).map_err(|e| std::io::Error::other(e.to_string()))).collect();
+    let bound: std::io::Result<Vec<TcpListener>> =
+        listen.iter().map(|a| TcpListener::bind(a).map_err(|e| std::io::Error::other(e.to_string()))).collect();
     let listeners = match bound {
         Ok(l) => l,
         Err(e) => return drop(ready.send(Err(e))),

@@ -64,9 +64,11 @@ pub fn resource(service: &str) -> Resource {
 pub fn request(service: &str, spans: usize, spans_per_trace: usize, seed: u64) -> ExportTraceServiceRequest {
     let per = spans_per_trace.max(1);
     let spans = (0..spans).map(|i| span(trace_id(seed, (i / per) as u64), seed + i as u64)).collect();
-    let scope = InstrumentationScope { name: "io.opentelemetry.http".into(), version: "2.1.0".into(), ..Default::default() };
+    let scope =
+        InstrumentationScope { name: "io.opentelemetry.http".into(), version: "2.1.0".into(), ..Default::default() };
     let scope_spans = ScopeSpans { scope: Some(scope), spans, schema_url: String::new() };
-    let rs = ResourceSpans { resource: Some(resource(service)), scope_spans: vec![scope_spans], schema_url: String::new() };
+    let rs =
+        ResourceSpans { resource: Some(resource(service)), scope_spans: vec![scope_spans], schema_url: String::new() };
     ExportTraceServiceRequest { resource_spans: vec![rs] }
 }
 
@@ -103,11 +105,8 @@ impl Template {
     pub fn new(service: &str, spans: usize, spans_per_trace: usize) -> Self {
         let req = request(service, spans, 1, 0x5eed);
         let framed = grpc_frame(&req.encode_to_vec()).to_vec();
-        let id_offsets = req.resource_spans[0].scope_spans[0]
-            .spans
-            .iter()
-            .filter_map(|s| find(&framed, &s.trace_id))
-            .collect();
+        let id_offsets =
+            req.resource_spans[0].scope_spans[0].spans.iter().filter_map(|s| find(&framed, &s.trace_id)).collect();
         Template { framed, id_offsets, spans_per_trace: spans_per_trace.max(1) }
     }
 

@@ -165,7 +165,7 @@ pub fn read_varint(buf: &[u8], at: usize) -> Result<(u64, usize), WireError> {
 #[inline]
 pub fn varint_len(v: u64) -> usize {
     // 1 byte per 7 bits, at least one.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends `v` as a varint.
@@ -219,8 +219,8 @@ mod tests {
     fn reads_every_wire_type() {
         // field 1 varint 150, field 2 LEN "hi", field 3 fixed64, field 4 fixed32, group 5 { 1: 1 }
         let buf = [
-            0x08, 0x96, 0x01, 0x12, 2, b'h', b'i', 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x25, 1, 2, 3, 4,
-            0x2b, 0x08, 0x01, 0x2c,
+            0x08, 0x96, 0x01, 0x12, 2, b'h', b'i', 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x25, 1, 2, 3, 4, 0x2b, 0x08, 0x01,
+            0x2c,
         ];
         let f = fields(&buf).unwrap();
         assert_eq!(f.iter().map(|f| f.number).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
@@ -231,13 +231,13 @@ mod tests {
     #[test]
     fn rejects_garbage_without_panicking() {
         let cases: &[&[u8]] = &[
-            &[0x0a, 5, 1],          // length past the end
-            &[0x08],                // truncated varint
+            &[0x0a, 5, 1], // length past the end
+            &[0x08],       // truncated varint
             &[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
-            &[0x0f],                // wire type 7
-            &[0x00, 0x01],          // field 0
-            &[0x0b, 0x08, 0x01],    // unterminated group
-            &[0x0b, 0x14],          // group closed with another number
+            &[0x0f],                                                       // wire type 7
+            &[0x00, 0x01],                                                 // field 0
+            &[0x0b, 0x08, 0x01],                                           // unterminated group
+            &[0x0b, 0x14],                                                 // group closed with another number
             &[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], // huge length
         ];
         for c in cases {

@@ -14,8 +14,8 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::pb::{Reader, WireError, len_header_len, put_len_header};
 use super::GRPC_PREFIX;
+use super::pb::{Reader, WireError, len_header_len, put_len_header};
 
 /// A backend's share of one request: a complete gRPC message (5-byte prefix included).
 #[derive(Debug, Clone)]

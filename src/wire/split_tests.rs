@@ -110,10 +110,12 @@ fn arb_scope() -> impl Strategy<Value = ScopeSpans> {
 
 fn arb_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
     let service = proptest::option::of(prop_oneof![Just("a"), Just("b"), Just("c"), Just("")]);
-    let rs = (service, proptest::collection::vec(arb_scope(), 0..4), "[a-z]{0,3}").prop_map(|(svc, scope_spans, schema_url)| {
-        let resource = svc.map(spangen::resource);
-        ResourceSpans { resource, scope_spans, schema_url }
-    });
+    let rs = (service, proptest::collection::vec(arb_scope(), 0..4), "[a-z]{0,3}").prop_map(
+        |(svc, scope_spans, schema_url)| {
+            let resource = svc.map(spangen::resource);
+            ResourceSpans { resource, scope_spans, schema_url }
+        },
+    );
     proptest::collection::vec(rs, 0..5).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
 }
 
@@ -226,7 +228,8 @@ fn malformed_requests_are_errors() {
     let owner = owner_mod(2);
     let route = Route { level: KeyLevel::Item, key: span_trace_id, owner: &owner, backends: 2 };
     let mut out = vec![];
-    let cases: &[&[u8]] = &[&[0x0a, 0x05, 0x12], &[0x0a, 0x02, 0x12, 0x05], &[0x0a, 0x04, 0x12, 0x02, 0x12, 0x07], &[0x0f]];
+    let cases: &[&[u8]] =
+        &[&[0x0a, 0x05, 0x12], &[0x0a, 0x02, 0x12, 0x05], &[0x0a, 0x04, 0x12, 0x02, 0x12, 0x07], &[0x0f]];
     for c in cases {
         assert!(Splitter::new().split(&grpc_frame(c), &route, &mut out).is_err(), "{c:?}");
     }

@@ -31,7 +31,12 @@ pub struct ConfigBuilder {
 
 impl ConfigBuilder {
     pub fn new(backends: &[SocketAddr]) -> Self {
-        ConfigBuilder { backends: backends.iter().map(|a| a.to_string()).collect(), routing_key: "traceID", max_recv_mib: None, timeout: "5s" }
+        ConfigBuilder {
+            backends: backends.iter().map(|a| a.to_string()).collect(),
+            routing_key: "traceID",
+            max_recv_mib: None,
+            timeout: "5s",
+        }
     }
 
     pub fn backend_names(mut self, names: &[&str]) -> Self {
@@ -93,7 +98,12 @@ pub async fn connect(addr: SocketAddr) -> SendRequest<Bytes> {
 }
 
 /// A unary call on `path` with a bounded wait.
-pub async fn unary_on(send: &SendRequest<Bytes>, addr: SocketAddr, path: &str, framed: Bytes) -> Result<Bytes, ExportError> {
+pub async fn unary_on(
+    send: &SendRequest<Bytes>,
+    addr: SocketAddr,
+    path: &str,
+    framed: Bytes,
+) -> Result<Bytes, ExportError> {
     let uri = format!("http://{addr}{path}").parse().expect("uri");
     call::unary(send.clone(), uri, framed, Duration::from_secs(10)).await
 }

@@ -13,16 +13,10 @@ fn unknown_keys_name_their_full_path() {
     let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         paths,
-        [
-            "exporters.loadbalancing/a.protocol.otlp.tls.insecurre",
-            "exporters.loadbalancing/a.resolver.static.hostname",
-        ]
+        ["exporters.loadbalancing/a.protocol.otlp.tls.insecurre", "exporters.loadbalancing/a.resolver.static.hostname",]
     );
     assert!(errors[0].1.starts_with("unknown key"), "{errors:?}");
-    assert!(
-        errors[0].1.contains("`insecure`"),
-        "hint lists valid keys: {errors:?}"
-    );
+    assert!(errors[0].1.contains("`insecure`"), "hint lists valid keys: {errors:?}");
 }
 
 #[test]
@@ -109,12 +103,7 @@ fn top_level_must_be_a_mapping() {
 
 #[test]
 fn empty_document_needs_pipelines() {
-    for yaml in [
-        "",
-        "# nothing\n",
-        "service:\n",
-        "service:\n  pipelines: {}\n",
-    ] {
+    for yaml in ["", "# nothing\n", "service:\n", "service:\n  pipelines: {}\n"] {
         let (path, message) = one_error(yaml);
         assert_eq!(path, "service.pipelines", "{yaml:?}");
         assert_eq!(message, "at least one pipeline is required");
@@ -140,9 +129,7 @@ fn non_string_keys_are_errors() {
 
 #[test]
 fn environment_expansion_is_refused_not_taken_literally() {
-    let (path, message) = one_error(&with_protocols(
-        "      grpc:\n        endpoint: ${env:MY_POD_IP}:4317",
-    ));
+    let (path, message) = one_error(&with_protocols("      grpc:\n        endpoint: ${env:MY_POD_IP}:4317"));
     assert_eq!(path, "receivers.otlp.protocols.grpc.endpoint");
     assert!(message.contains("environment variable"), "{message}");
 }
@@ -176,21 +163,12 @@ service:
 #[test]
 fn display_is_path_colon_message_one_per_line() {
     let errors = ConfigErrors(vec![
-        ConfigError {
-            path: "a.b[2]".into(),
-            message: "bad".into(),
-        },
-        ConfigError {
-            path: "c".into(),
-            message: "worse".into(),
-        },
+        ConfigError { path: "a.b[2]".into(), message: "bad".into() },
+        ConfigError { path: "c".into(), message: "worse".into() },
     ]);
     assert_eq!(errors.to_string(), "a.b[2]: bad\nc: worse");
     assert_eq!(errors.paths(), ["a.b[2]", "c"]);
-    let whole_file = ConfigError {
-        path: String::new(),
-        message: "invalid YAML".into(),
-    };
+    let whole_file = ConfigError { path: String::new(), message: "invalid YAML".into() };
     assert_eq!(whole_file.to_string(), "invalid YAML");
     assert_eq!(EXIT_CONFIG, 64);
 }

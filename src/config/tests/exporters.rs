@@ -8,10 +8,7 @@ use crate::config::{Compression, Exporter, HostPort, OtlpExporter, Resolver, TLS
 const INSECURE: &str = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n";
 
 fn hp(host: &str, port: u16) -> HostPort {
-    HostPort {
-        host: host.into(),
-        port,
-    }
+    HostPort { host: host.into(), port }
 }
 
 /// A config with one exporter `name` whose body is `body` (indented 4).
@@ -25,10 +22,7 @@ fn exporter(name: &str, body: &str) -> Exporter {
 }
 
 fn lb_yaml(resolver: &str) -> String {
-    exporter_yaml(
-        "loadbalancing",
-        &format!("{INSECURE}    resolver:\n{resolver}"),
-    )
+    exporter_yaml("loadbalancing", &format!("{INSECURE}    resolver:\n{resolver}"))
 }
 
 #[test]
@@ -72,36 +66,12 @@ fn otlp_exporter_http_scheme_means_plaintext() {
 #[test]
 fn otlp_exporter_needs_plaintext_and_a_port() {
     let cases = [
-        (
-            "    endpoint: backend:4317",
-            "exporters.otlp.tls",
-            TLS_NOT_SUPPORTED,
-        ),
-        (
-            "    endpoint: https://backend:4317",
-            "exporters.otlp.endpoint",
-            "`https://` means TLS",
-        ),
-        (
-            "    endpoint: grpc://backend:4317",
-            "exporters.otlp.endpoint",
-            "unsupported scheme",
-        ),
-        (
-            "    endpoint: http://backend",
-            "exporters.otlp.endpoint",
-            "missing port",
-        ),
-        (
-            "    endpoint: http://:4317",
-            "exporters.otlp.endpoint",
-            "missing host",
-        ),
-        (
-            "    tls:\n      insecure: true",
-            "exporters.otlp.endpoint",
-            "missing required key",
-        ),
+        ("    endpoint: backend:4317", "exporters.otlp.tls", TLS_NOT_SUPPORTED),
+        ("    endpoint: https://backend:4317", "exporters.otlp.endpoint", "`https://` means TLS"),
+        ("    endpoint: grpc://backend:4317", "exporters.otlp.endpoint", "unsupported scheme"),
+        ("    endpoint: http://backend", "exporters.otlp.endpoint", "missing port"),
+        ("    endpoint: http://:4317", "exporters.otlp.endpoint", "missing host"),
+        ("    tls:\n      insecure: true", "exporters.otlp.endpoint", "missing required key"),
     ];
     for (body, path, message) in cases {
         let (got_path, got) = one_error(&exporter_yaml("otlp", body));
@@ -115,18 +85,9 @@ fn tls_rule_for_the_load_balancer() {
     let resolver = "    resolver:\n      static:\n        hostnames: [a]\n";
     let cases = [
         ("", "exporters.loadbalancing/lb.protocol.otlp.tls"),
-        (
-            "    protocol:\n",
-            "exporters.loadbalancing/lb.protocol.otlp.tls",
-        ),
-        (
-            "    protocol:\n      otlp:\n",
-            "exporters.loadbalancing/lb.protocol.otlp.tls",
-        ),
-        (
-            "    protocol:\n      otlp:\n        tls: {}\n",
-            "exporters.loadbalancing/lb.protocol.otlp.tls.insecure",
-        ),
+        ("    protocol:\n", "exporters.loadbalancing/lb.protocol.otlp.tls"),
+        ("    protocol:\n      otlp:\n", "exporters.loadbalancing/lb.protocol.otlp.tls"),
+        ("    protocol:\n      otlp:\n        tls: {}\n", "exporters.loadbalancing/lb.protocol.otlp.tls.insecure"),
         (
             "    protocol:\n      otlp:\n        tls:\n          insecure: false\n",
             "exporters.loadbalancing/lb.protocol.otlp.tls.insecure",
@@ -152,50 +113,20 @@ fn tls_settings_are_refused_rather_than_ignored() {
 fn protocol_keys() {
     let cases = [
         ("endpoint: a:4317", "endpoint", "not allowed here"),
-        (
-            "compression: gzip",
-            "compression",
-            "compression `gzip` is not implemented yet; use `none`",
-        ),
-        (
-            "compression: zstd",
-            "compression",
-            "compression `zstd` is not implemented yet",
-        ),
-        (
-            "compression: lz4",
-            "compression",
-            "unknown compression `lz4`",
-        ),
+        ("compression: gzip", "compression", "compression `gzip` is not implemented yet; use `none`"),
+        ("compression: zstd", "compression", "compression `zstd` is not implemented yet"),
+        ("compression: lz4", "compression", "unknown compression `lz4`"),
         ("timeout: 5", "timeout", "use e.g. `5s`"),
         ("timeout: 0s", "timeout", "greater than zero"),
         ("headers: {a: b}", "headers", "not supported"),
-        (
-            "retry_on_failure: {enabled: false}",
-            "retry_on_failure",
-            "not supported",
-        ),
-        (
-            "sending_queue: {enabled: false}",
-            "sending_queue",
-            "not supported",
-        ),
-        (
-            "balancer_name: round_robin",
-            "balancer_name",
-            "not supported",
-        ),
+        ("retry_on_failure: {enabled: false}", "retry_on_failure", "not supported"),
+        ("sending_queue: {enabled: false}", "sending_queue", "not supported"),
+        ("balancer_name: round_robin", "balancer_name", "not supported"),
     ];
     for (line, key, message) in cases {
-        let body = format!(
-            "{INSECURE}        {line}\n    resolver:\n      static:\n        hostnames: [a]"
-        );
+        let body = format!("{INSECURE}        {line}\n    resolver:\n      static:\n        hostnames: [a]");
         let (path, got) = one_error(&exporter_yaml("loadbalancing", &body));
-        assert_eq!(
-            path,
-            format!("exporters.loadbalancing.protocol.otlp.{key}"),
-            "{line}"
-        );
+        assert_eq!(path, format!("exporters.loadbalancing.protocol.otlp.{key}"), "{line}");
         assert!(got.contains(message), "{line}: {got}");
     }
 }
@@ -227,11 +158,7 @@ fn static_resolver() {
     );
     let config = ok(&yaml);
     let backends = config.traces_route().and_then(|(_, e)| e.static_backends());
-    let expected = vec![
-        hp("a.example.com", 4317),
-        hp("::1", 5317),
-        hp("10.0.0.1", 4318),
-    ];
+    let expected = vec![hp("a.example.com", 4317), hp("::1", 5317), hp("10.0.0.1", 4318)];
     assert_eq!(backends, Some(expected));
 }
 
@@ -239,34 +166,16 @@ fn static_resolver() {
 fn static_resolver_errors() {
     let base = "exporters.loadbalancing.resolver";
     let cases = [
-        (
-            "      static:\n        hostnames: []",
-            format!("{base}.static.hostnames"),
-        ),
+        ("      static:\n        hostnames: []", format!("{base}.static.hostnames")),
         ("      static: {}", format!("{base}.static.hostnames")),
-        (
-            "      static:\n        hostnames: [a, b, \":4317\"]",
-            format!("{base}.static.hostnames[2]"),
-        ),
-        (
-            "      static:\n        hostnames: [a, \"a:4317\"]",
-            format!("{base}.static.hostnames[1]"),
-        ),
-        (
-            "      static:\n        hostnames: [\"a:0\"]",
-            format!("{base}.static.hostnames[0]"),
-        ),
-        (
-            "      static:\n        hostnames: a",
-            format!("{base}.static.hostnames"),
-        ),
+        ("      static:\n        hostnames: [a, b, \":4317\"]", format!("{base}.static.hostnames[2]")),
+        ("      static:\n        hostnames: [a, \"a:4317\"]", format!("{base}.static.hostnames[1]")),
+        ("      static:\n        hostnames: [\"a:0\"]", format!("{base}.static.hostnames[0]")),
+        ("      static:\n        hostnames: a", format!("{base}.static.hostnames")),
         ("      {}", base.to_string()),
         ("      k8s:\n        service: x", format!("{base}.k8s")),
         ("      aws_cloud_map: {}", format!("{base}.aws_cloud_map")),
-        (
-            "      static:\n        hostnames: [a]\n      dns:\n        hostname: b",
-            base.to_string(),
-        ),
+        ("      static:\n        hostnames: [a]\n      dns:\n        hostname: b", base.to_string()),
     ];
     for (resolver, path) in cases {
         let (got, message) = one_error(&lb_yaml(resolver));
@@ -306,22 +215,10 @@ fn dns_resolver_errors() {
         ("      dns: {}", "hostname"),
         ("      dns:\n        hostname: a:4317", "hostname"),
         ("      dns:\n        hostname: a\n        port: 0", "port"),
-        (
-            "      dns:\n        hostname: a\n        port: \"x\"",
-            "port",
-        ),
-        (
-            "      dns:\n        hostname: a\n        interval: 5",
-            "interval",
-        ),
-        (
-            "      dns:\n        hostname: a\n        timeout: soon",
-            "timeout",
-        ),
-        (
-            "      dns:\n        hostname: a\n        quarantine: {}",
-            "quarantine",
-        ),
+        ("      dns:\n        hostname: a\n        port: \"x\"", "port"),
+        ("      dns:\n        hostname: a\n        interval: 5", "interval"),
+        ("      dns:\n        hostname: a\n        timeout: soon", "timeout"),
+        ("      dns:\n        hostname: a\n        quarantine: {}", "quarantine"),
     ];
     for (resolver, key) in cases {
         let (path, message) = one_error(&lb_yaml(resolver));
@@ -372,9 +269,7 @@ service:
     assert!(matches!(exporter, Exporter::LoadBalancing(_)));
     assert_eq!(exporter.static_backends(), None);
     assert_eq!(config.pipelines[1].name.as_deref(), Some("2"));
-    let no_traces = yaml
-        .replace("traces/2:", "logs:")
-        .replace("traces:", "logs/x:");
+    let no_traces = yaml.replace("traces/2:", "logs:").replace("traces:", "logs/x:");
     assert_eq!(ok(&no_traces).traces_route(), None);
     assert!(errors_of(&yaml.replace("[otlp/b]", "[otlp/c]")).len() == 2);
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use super::{errors_of, ok};
 use crate::config::{
-    ComponentId, Compression, Exporter, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
-    load_file,
+    ComponentId, Compression, Exporter, HostPort, LoadBalancing, Resolver, RoutingKey, Signal, load_file,
 };
 
 const STATIC: &str = include_str!("../../../tests/fixtures/config/gateway-static.yaml");
@@ -17,17 +16,11 @@ const LOCAL: &str = include_str!("../../../tests/fixtures/config/local-static.ya
 const BAD: &str = include_str!("../../../tests/fixtures/config/bad-many-errors.yaml");
 
 fn hp(host: &str, port: u16) -> HostPort {
-    HostPort {
-        host: host.into(),
-        port,
-    }
+    HostPort { host: host.into(), port }
 }
 
 fn id(kind: &str) -> ComponentId {
-    ComponentId {
-        kind: kind.into(),
-        name: None,
-    }
+    ComponentId { kind: kind.into(), name: None }
 }
 
 /// The one load balancer of a config whose traces route ends in one.
@@ -50,10 +43,7 @@ fn check_doc_common(yaml: &str, exporter: &str) {
     assert_eq!(receiver.http, None);
     assert_eq!(config.pipelines.len(), 1);
     let pipeline = &config.pipelines[0];
-    assert_eq!(
-        (pipeline.signal, pipeline.name.as_deref()),
-        (Signal::Traces, None)
-    );
+    assert_eq!((pipeline.signal, pipeline.name.as_deref()), (Signal::Traces, None));
     assert_eq!(pipeline.receivers, vec![id("otlp")]);
     assert_eq!(pipeline.exporters, vec![id(exporter)]);
     assert_eq!(config.runtime.cores, None);
@@ -74,12 +64,7 @@ fn doc_static_example() {
         hp("collector-2.example.com", 5317),
         hp("collector-3.example.com", 4317),
     ];
-    assert_eq!(
-        lb.resolver,
-        Resolver::Static {
-            hostnames: expected.clone()
-        }
-    );
+    assert_eq!(lb.resolver, Resolver::Static { hostnames: expected.clone() });
     let config = ok(STATIC);
     let backends = config.traces_route().and_then(|(_, e)| e.static_backends());
     assert_eq!(backends, Some(expected));
@@ -117,26 +102,14 @@ fn doc_dns_service_example() {
 #[test]
 fn doc_examples_with_load_balancing_alias_are_equivalent() {
     let pairs = [
-        (
-            STATIC,
-            include_str!("../../../tests/fixtures/config/gateway-static-load_balancing.yaml"),
-        ),
-        (
-            DNS,
-            include_str!("../../../tests/fixtures/config/gateway-dns-load_balancing.yaml"),
-        ),
-        (
-            DNS_SERVICE,
-            include_str!("../../../tests/fixtures/config/gateway-dns-service-load_balancing.yaml"),
-        ),
+        (STATIC, include_str!("../../../tests/fixtures/config/gateway-static-load_balancing.yaml")),
+        (DNS, include_str!("../../../tests/fixtures/config/gateway-dns-load_balancing.yaml")),
+        (DNS_SERVICE, include_str!("../../../tests/fixtures/config/gateway-dns-service-load_balancing.yaml")),
     ];
     for (old, new) in pairs {
         check_doc_common(new, "load_balancing");
         let (old, new) = (ok(old), ok(new));
-        assert_eq!(
-            old.exporters[&id("loadbalancing")],
-            new.exporters[&id("load_balancing")]
-        );
+        assert_eq!(old.exporters[&id("loadbalancing")], new.exporters[&id("load_balancing")]);
     }
 }
 
@@ -183,9 +156,7 @@ fn bad_fixture_reports_every_error_at_once() {
 }
 
 fn fixture_path(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/config")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config").join(name)
 }
 
 #[test]
@@ -212,8 +183,5 @@ fn load_file_io_error_is_one_error_without_path() {
     let errors = load_file(&fixture_path("does-not-exist.yaml")).expect_err("missing file");
     assert_eq!(errors.0.len(), 1);
     assert_eq!(errors.0[0].path, "");
-    assert!(
-        errors.0[0].message.contains("does-not-exist.yaml"),
-        "{errors}"
-    );
+    assert!(errors.0[0].message.contains("does-not-exist.yaml"), "{errors}");
 }

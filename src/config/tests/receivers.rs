@@ -10,10 +10,7 @@ fn receiver(protocols: &str) -> OtlpReceiver {
 }
 
 fn hp(host: &str, port: u16) -> HostPort {
-    HostPort {
-        host: host.into(),
-        port,
-    }
+    HostPort { host: host.into(), port }
 }
 
 #[test]
@@ -34,20 +31,10 @@ fn null_grpc_means_enabled_with_defaults() {
 fn null_http_means_enabled_with_defaults() {
     let http_only = receiver("      http:");
     assert_eq!(http_only.grpc, None);
-    assert_eq!(
-        http_only.http,
-        Some(HttpServer {
-            endpoint: hp("localhost", 4318)
-        })
-    );
+    assert_eq!(http_only.http, Some(HttpServer { endpoint: hp("localhost", 4318) }));
     let both = receiver("      grpc:\n      http:\n        endpoint: 0.0.0.0:4318");
     assert!(both.grpc.is_some());
-    assert_eq!(
-        both.http,
-        Some(HttpServer {
-            endpoint: hp("0.0.0.0", 4318)
-        })
-    );
+    assert_eq!(both.http, Some(HttpServer { endpoint: hp("0.0.0.0", 4318) }));
 }
 
 #[test]
@@ -63,19 +50,15 @@ fn grpc_settings() {
 
 #[test]
 fn empty_host_listens_on_all_interfaces() {
-    let grpc = receiver("      grpc:\n        endpoint: :4317")
-        .grpc
-        .expect("grpc");
+    let grpc = receiver("      grpc:\n        endpoint: :4317").grpc.expect("grpc");
     assert_eq!(grpc.endpoint, hp("0.0.0.0", 4317));
 }
 
 #[test]
 fn protocols_are_required() {
-    for yaml in [
-        "receivers:\n  otlp:\n",
-        "receivers:\n  otlp:\n    protocols:\n",
-        "receivers:\n  otlp:\n    protocols: {}\n",
-    ] {
+    for yaml in
+        ["receivers:\n  otlp:\n", "receivers:\n  otlp:\n    protocols:\n", "receivers:\n  otlp:\n    protocols: {}\n"]
+    {
         let yaml = format!(
             "{yaml}exporters:\n  otlp:\n    endpoint: http://a:1\nservice:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp]\n"
         );
@@ -92,39 +75,22 @@ fn limits_are_checked() {
         ("max_recv_msg_size_mib: 4096", "max_recv_msg_size_mib"),
         ("max_recv_msg_size_mib: 1.5", "max_recv_msg_size_mib"),
         ("max_concurrent_streams: -1", "max_concurrent_streams"),
-        (
-            "max_concurrent_streams: 4294967296",
-            "max_concurrent_streams",
-        ),
+        ("max_concurrent_streams: 4294967296", "max_concurrent_streams"),
         ("transport: unix", "transport"),
     ];
     for (line, key) in cases {
         let (path, _) = one_error(&with_protocols(&format!("      grpc:\n        {line}")));
-        assert_eq!(
-            path,
-            format!("receivers.otlp.protocols.grpc.{key}"),
-            "{line}"
-        );
+        assert_eq!(path, format!("receivers.otlp.protocols.grpc.{key}"), "{line}");
     }
 }
 
 #[test]
 fn unimplemented_server_keys_are_refused() {
-    for key in [
-        "tls",
-        "auth",
-        "keepalive",
-        "include_metadata",
-        "read_buffer_size",
-        "write_buffer_size",
-    ] {
+    for key in ["tls", "auth", "keepalive", "include_metadata", "read_buffer_size", "write_buffer_size"] {
         let yaml = with_protocols(&format!("      grpc:\n        {key}: {{}}"));
         let (path, message) = one_error(&yaml);
         assert_eq!(path, format!("receivers.otlp.protocols.grpc.{key}"));
-        assert_eq!(
-            message,
-            format!("`{key}` is not supported by this version of otlp-gateway")
-        );
+        assert_eq!(message, format!("`{key}` is not supported by this version of otlp-gateway"));
     }
     let (path, message) = one_error(&with_protocols("      http:\n        cors: {}"));
     assert_eq!(path, "receivers.otlp.protocols.http.cors");
@@ -151,10 +117,7 @@ service:
 ";
     let (path, message) = one_error(yaml);
     assert_eq!(path, "receivers.jaeger");
-    assert_eq!(
-        message,
-        "receiver type `jaeger` is not supported; only `otlp` is"
-    );
+    assert_eq!(message, "receiver type `jaeger` is not supported; only `otlp` is");
 }
 
 #[test]

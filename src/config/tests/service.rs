@@ -5,23 +5,15 @@ use crate::config::{PROCESSORS_NOT_SUPPORTED, Signal};
 
 /// The minimal valid config with its traces pipeline body replaced by `pipeline` (indented 6).
 fn with_pipeline(pipeline: &str) -> String {
-    with_service("").replace(
-        "      receivers: [otlp]\n      exporters: [otlp]\n",
-        &format!("{pipeline}\n"),
-    )
+    with_service("").replace("      receivers: [otlp]\n      exporters: [otlp]\n", &format!("{pipeline}\n"))
 }
 
 #[test]
 fn empty_processors_and_extensions_are_fine() {
-    let yaml = format!(
-        "processors:\nconnectors: {{}}\nextensions: []\n{}",
-        with_service("  extensions: []")
-    );
+    let yaml = format!("processors:\nconnectors: {{}}\nextensions: []\n{}", with_service("  extensions: []"));
     ok(&yaml);
     for processors in ["      processors: []", "      processors:"] {
-        ok(&with_pipeline(&format!(
-            "      receivers: [otlp]\n{processors}\n      exporters: [otlp]"
-        )));
+        ok(&with_pipeline(&format!("      receivers: [otlp]\n{processors}\n      exporters: [otlp]")));
     }
 }
 
@@ -44,21 +36,13 @@ fn defined_processors_connectors_and_extensions_are_errors() {
         ]
     );
     assert_eq!(errors[0].1, PROCESSORS_NOT_SUPPORTED);
-    assert!(
-        errors[2].1.starts_with("connectors are not supported"),
-        "{errors:?}"
-    );
-    assert!(
-        errors[3].1.starts_with("extensions are not supported"),
-        "{errors:?}"
-    );
+    assert!(errors[2].1.starts_with("connectors are not supported"), "{errors:?}");
+    assert!(errors[3].1.starts_with("extensions are not supported"), "{errors:?}");
 }
 
 #[test]
 fn pipeline_processors_are_errors() {
-    let yaml = with_pipeline(
-        "      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp]",
-    );
+    let yaml = with_pipeline("      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp]");
     let (path, message) = one_error(&yaml);
     assert_eq!(path, "service.pipelines.traces.processors[0]");
     assert_eq!(message, PROCESSORS_NOT_SUPPORTED);
@@ -67,21 +51,9 @@ fn pipeline_processors_are_errors() {
 #[test]
 fn pipeline_references() {
     let cases = [
-        (
-            "      exporters: [otlp]",
-            "service.pipelines.traces.receivers",
-            "at least one receiver",
-        ),
-        (
-            "      receivers: []\n      exporters: [otlp]",
-            "service.pipelines.traces.receivers",
-            "at least one receiver",
-        ),
-        (
-            "      receivers: [otlp]",
-            "service.pipelines.traces.exporters",
-            "at least one exporter",
-        ),
+        ("      exporters: [otlp]", "service.pipelines.traces.receivers", "at least one receiver"),
+        ("      receivers: []\n      exporters: [otlp]", "service.pipelines.traces.receivers", "at least one receiver"),
+        ("      receivers: [otlp]", "service.pipelines.traces.exporters", "at least one exporter"),
         (
             "      receivers: [otlp/x]\n      exporters: [otlp]",
             "service.pipelines.traces.receivers[0]",
@@ -102,11 +74,7 @@ fn pipeline_references() {
             "service.pipelines.traces.receivers[0]",
             "must not be empty",
         ),
-        (
-            "      receivers: otlp\n      exporters: [otlp]",
-            "service.pipelines.traces.receivers",
-            "expected a list",
-        ),
+        ("      receivers: otlp\n      exporters: [otlp]", "service.pipelines.traces.receivers", "expected a list"),
         (
             "      receivers: [otlp]\n      exporters: [otlp]\n      exporter: [otlp]",
             "service.pipelines.traces.exporter",
@@ -136,18 +104,13 @@ fn metrics_and_logs_pipelines_are_accepted() {
 
 #[test]
 fn unused_components_are_fine() {
-    let yaml = with_service("").replace(
-        "service:",
-        "  otlp/unused:\n    endpoint: http://b:1\nservice:",
-    );
+    let yaml = with_service("").replace("service:", "  otlp/unused:\n    endpoint: http://b:1\nservice:");
     assert_eq!(ok(&yaml).exporters.len(), 2);
 }
 
 #[test]
 fn telemetry_is_accepted_with_known_keys_only() {
-    ok(&with_service(
-        "  telemetry:\n    logs:\n      level: debug\n    metrics:\n      level: detailed",
-    ));
+    ok(&with_service("  telemetry:\n    logs:\n      level: debug\n    metrics:\n      level: detailed"));
     let (path, message) = one_error(&with_service("  telemetry:\n    log: {}"));
     assert_eq!(path, "service.telemetry.log");
     assert!(message.starts_with("unknown key"), "{message}");
@@ -158,20 +121,14 @@ fn runtime_cores() {
     let cores = |extra: &str| ok(&with_service(extra)).runtime.cores;
     assert_eq!(cores(""), None);
     assert_eq!(cores("  runtime: {}"), None);
-    assert_eq!(
-        cores("  runtime:\n    cores: \"0-3\""),
-        Some(vec![0, 1, 2, 3])
-    );
+    assert_eq!(cores("  runtime:\n    cores: \"0-3\""), Some(vec![0, 1, 2, 3]));
     assert_eq!(cores("  runtime:\n    cores: [2, 0, 2]"), Some(vec![0, 2]));
     let cases = [
         ("  runtime:\n    cores: \"3-1\"", "service.runtime.cores"),
         ("  runtime:\n    cores: 2", "service.runtime.cores"),
         ("  runtime:\n    cores: []", "service.runtime.cores"),
         ("  runtime:\n    cores: [0, x]", "service.runtime.cores[1]"),
-        (
-            "  runtime:\n    cores: [0, 9000]",
-            "service.runtime.cores[1]",
-        ),
+        ("  runtime:\n    cores: [0, 9000]", "service.runtime.cores[1]"),
         ("  runtime:\n    threads: 2", "service.runtime.threads"),
     ];
     for (extra, path) in cases {

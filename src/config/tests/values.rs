@@ -49,20 +49,11 @@ fn bad_durations() {
 }
 
 fn hp(host: &str, port: u16) -> HostPort {
-    HostPort {
-        host: host.into(),
-        port,
-    }
+    HostPort { host: host.into(), port }
 }
 
-const BACKEND: EndpointRules = EndpointRules {
-    listen: false,
-    default_port: None,
-};
-const DEFAULTED: EndpointRules = EndpointRules {
-    listen: false,
-    default_port: Some(4317),
-};
+const BACKEND: EndpointRules = EndpointRules { listen: false, default_port: None };
+const DEFAULTED: EndpointRules = EndpointRules { listen: false, default_port: Some(4317) };
 
 #[test]
 fn endpoints() {
@@ -72,11 +63,7 @@ fn endpoints() {
         ("0.0.0.0:4317", LISTEN, hp("0.0.0.0", 4317)),
         (":4317", LISTEN, hp("0.0.0.0", 4317)),
         ("127.0.0.1:0", LISTEN, hp("127.0.0.1", 0)),
-        (
-            "collector-1.example.com:65535",
-            BACKEND,
-            hp("collector-1.example.com", 65535),
-        ),
+        ("collector-1.example.com:65535", BACKEND, hp("collector-1.example.com", 65535)),
         ("collector", DEFAULTED, hp("collector", 4317)),
         ("[fe80::1]", DEFAULTED, hp("fe80::1", 4317)),
     ];
@@ -116,33 +103,16 @@ fn cores() {
     assert_eq!(parse_cores("3,0-1,1"), Ok(vec![0, 1, 3]));
     assert_eq!(parse_cores(" 0 , 2 - 3 "), Ok(vec![0, 2, 3]));
     assert_eq!(parse_cores("5-5"), Ok(vec![5]));
-    for bad in [
-        "3-1",
-        "",
-        "x",
-        "1,",
-        "-1",
-        "1-",
-        "1-2-3",
-        "+1",
-        "8192",
-        "0-99999999999",
-    ] {
+    for bad in ["3-1", "", "x", "1,", "-1", "1-", "1-2-3", "+1", "8192", "0-99999999999"] {
         assert!(parse_cores(bad).is_err(), "{bad:?}");
     }
 }
 
 #[test]
 fn component_ids() {
-    let id = |kind: &str, name: Option<&str>| ComponentId {
-        kind: kind.into(),
-        name: name.map(Into::into),
-    };
+    let id = |kind: &str, name: Option<&str>| ComponentId { kind: kind.into(), name: name.map(Into::into) };
     assert_eq!(parse_component_id("otlp"), Ok(id("otlp", None)));
-    assert_eq!(
-        parse_component_id("load_balancing/a-b.c"),
-        Ok(id("load_balancing", Some("a-b.c")))
-    );
+    assert_eq!(parse_component_id("load_balancing/a-b.c"), Ok(id("load_balancing", Some("a-b.c"))));
     assert_eq!(parse_component_id("otlp/a/b").ok(), None);
     assert_eq!(id("otlp", Some("x")).to_string(), "otlp/x");
     for bad in ["", "otlp/", "/x", "9p", "ot-lp", "otlp/a b"] {

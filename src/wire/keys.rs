@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::pb::{Reader, WireError};
+use super::pb::{Reader, WireError, last_len_field};
 
 /// `Span.trace_id = 1`. The last occurrence wins, as in every protobuf decoder; the Go
 /// collector writes fields in descending order, so it is usually the last field anyway.
@@ -55,17 +55,4 @@ fn key_value(buf: &[u8], kv: Range<usize>) -> Result<(Range<usize>, Option<Range
         }
     }
     Ok((key, value))
-}
-
-/// The payload of the last length-delimited field `number`, or an empty range. Every field
-/// of the message is walked, which also checks its framing.
-fn last_len_field(buf: &[u8], msg: Range<usize>, number: u32) -> Result<Range<usize>, WireError> {
-    let mut r = Reader::new(buf, msg);
-    let mut found = 0..0;
-    while let Some(f) = r.next_field()? {
-        if f.number == number {
-            found = f.len_payload()?;
-        }
-    }
-    Ok(found)
 }

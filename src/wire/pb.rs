@@ -145,9 +145,65 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The payload of the last length-delimited field `number` in `buf[range]`, or an empty
+/// range. The hot path of trace-id routing: a tight skip loop over every field (checking the
+/// framing as it goes), falling back to `Reader` only for deprecated groups.
+#[inline]
+pub fn last_len_field(buf: &[u8], range: Range<usize>, number: u32) -> Result<Range<usize>, WireError> {
+    let end = range.end.min(buf.len());
+    let buf = &buf[..end];
+    let (mut pos, mut found) = (range.start, 0..0);
+    while pos < end {
+        let at = pos;
+        let (tag, n) = read_varint(buf, pos)?;
+        pos += n;
+        let wire = (tag & 7) as u8;
+        pos = match wire {
+            WT_LEN => {
+                let (len, n) = read_varint(buf, pos)?;
+                let start = pos + n;
+                let stop = (len as usize).checked_add(start).filter(|&e| e <= end).ok_or(WireError::Truncated(pos))?;
+                if tag >> 3 == u64::from(number) {
+                    found = start..stop;
+                }
+                stop
+            }
+            WT_VARINT => pos + read_varint(buf, pos)?.1,
+            WT_I64 if pos + 8 <= end => pos + 8,
+            WT_I32 if pos + 4 <= end => pos + 4,
+            _ => return slow_last_len_field(buf, at..end, number, found),
+        };
+        if tag >> 3 == 0 {
+            return Err(WireError::ZeroField(at));
+        }
+        if tag >> 3 == u64::from(number) && wire != WT_LEN {
+            return Err(WireError::NotLengthDelimited { field: number, wire, at });
+        }
+    }
+    Ok(found)
+}
+
+/// `last_len_field` from `range` on with the full reader (groups, errors).
+#[cold]
+fn slow_last_len_field(buf: &[u8], range: Range<usize>, number: u32, mut found: Range<usize>) -> Result<Range<usize>, WireError> {
+    let mut r = Reader::new(buf, range);
+    while let Some(f) = r.next_field()? {
+        if f.number == number {
+            found = f.len_payload()?;
+        }
+    }
+    Ok(found)
+}
+
 /// Decodes a varint at `buf[at..]`; returns the value and its length in bytes.
 #[inline]
 pub fn read_varint(buf: &[u8], at: usize) -> Result<(u64, usize), WireError> {
+    // Tags and most lengths are one or two bytes: answer those without the loop.
+    match buf.get(at..at + 2) {
+        Some(&[a, _]) if a < 0x80 => return Ok((u64::from(a), 1)),
+        Some(&[a, b]) if b < 0x80 => return Ok((u64::from(a & 0x7f) | u64::from(b) << 7, 2)),
+        _ => {}
+    }
     let mut value = 0u64;
     for i in 0..10 {
         let Some(&b) = buf.get(at + i) else {
@@ -242,6 +298,27 @@ mod tests {
         ];
         for c in cases {
             assert!(fields(c).is_err(), "{c:?} should fail");
+        }
+    }
+
+    #[test]
+    fn fast_scan_agrees_with_the_reader() {
+        let cases: &[&[u8]] = &[
+            &[0x0a, 2, 1, 2, 0x10, 5, 0x0a, 1, 9],             // two field-1s: last wins
+            &[0x0a, 2, 1, 2, 0x08, 5],                        // field 1 as a varint
+            &[0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 1, 7],      // fixed64 then field 1
+            &[0x0b, 0x08, 1, 0x0c, 0x0a, 1, 3],               // a group before field 1
+            &[0x0a, 5, 1],                                    // truncated
+            &[0x1d, 1, 2],                                    // truncated fixed32
+            &[0x00, 0x01],                                    // field 0
+            &[0x0f],                                          // bad wire type
+        ];
+        for c in cases {
+            let slow = slow_last_len_field(c, 0..c.len(), 1, 0..0);
+            assert_eq!(last_len_field(c, 0..c.len(), 1).is_ok(), slow.is_ok(), "{c:?}");
+            if let Ok(r) = slow {
+                assert_eq!(last_len_field(c, 0..c.len(), 1), Ok(r), "{c:?}");
+            }
         }
     }
 

@@ -70,6 +70,7 @@ pub struct Splitter {
     items: Vec<Item>,
     order: Vec<u32>,
     counts: Vec<u32>,
+    next: Vec<u32>,
     sizes: Vec<u32>,
 }
 
@@ -217,9 +218,10 @@ impl Splitter {
         }
         self.order.clear();
         self.order.resize(self.items.len(), 0);
-        let mut next = self.counts.clone();
+        self.next.clear();
+        self.next.extend_from_slice(&self.counts);
         for (i, it) in self.items.iter().enumerate() {
-            let slot = &mut next[it.backend as usize];
+            let slot = &mut self.next[it.backend as usize];
             self.order[*slot as usize] = i as u32;
             *slot += 1;
         }

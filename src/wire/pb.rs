@@ -196,14 +196,17 @@ fn slow_last_len_field(buf: &[u8], range: Range<usize>, number: u32, mut found: 
 }
 
 /// Decodes a varint at `buf[at..]`; returns the value and its length in bytes.
-#[inline]
+#[inline(always)]
 pub fn read_varint(buf: &[u8], at: usize) -> Result<(u64, usize), WireError> {
-    // Tags and most lengths are one or two bytes: answer those without the loop.
-    match buf.get(at..at + 2) {
-        Some(&[a, _]) if a < 0x80 => return Ok((u64::from(a), 1)),
-        Some(&[a, b]) if b < 0x80 => return Ok((u64::from(a & 0x7f) | u64::from(b) << 7, 2)),
-        _ => {}
+    // Tags and most lengths are one byte: answer those without a loop or a call.
+    match buf.get(at) {
+        Some(&b) if b < 0x80 => Ok((u64::from(b), 1)),
+        _ => read_varint_long(buf, at),
     }
+}
+
+#[inline(never)]
+fn read_varint_long(buf: &[u8], at: usize) -> Result<(u64, usize), WireError> {
     let mut value = 0u64;
     for i in 0..10 {
         let Some(&b) = buf.get(at + i) else {

@@ -9,10 +9,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
-use http::Uri;
 
 use super::spangen::Template;
-use crate::exporter::call;
+use crate::exporter::{Backend, BackendSettings, ExportError};
 use crate::grpc::TRACE_EXPORT;
 
 /// What to send.
@@ -108,7 +107,6 @@ pub fn run(opts: LoadgenOpts) -> anyhow::Result<Report> {
 }
 
 async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
-    let uri: Uri = format!("http://{}{}", opts.target, TRACE_EXPORT).parse()?;
     let template = Rc::new(Template::new("loadgen", opts.spans_per_request, opts.spans_per_trace));
     let report = Rc::new(RefCell::new(Report::default()));
     let workers = opts.connections.max(1) * opts.streams.max(1);
@@ -118,9 +116,12 @@ async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
     let deadline = start + opts.duration;
     let mut tasks = Vec::new();
     for c in 0..opts.connections.max(1) {
-        let send = call::connect(opts.target, Duration::from_secs(2), || {}).await.map_err(anyhow::Error::msg)?;
+        // One `Backend` per connection: it reconnects after the peer closes (nginx sends
+        // GOAWAY every 1000 requests by default) and backs off while the target is down.
+        let settings = BackendSettings { timeout: Duration::from_secs(10), ..Default::default() };
+        let conn = Backend::new(opts.target.to_string(), opts.target, settings);
         for s in 0..opts.streams.max(1) {
-            let w = Worker { send: send.clone(), uri: uri.clone(), template: template.clone(), report: report.clone() };
+            let w = Worker { conn: conn.clone(), template: template.clone(), report: report.clone() };
             let seed = (c * 1000 + s) as u64 ^ start.elapsed().as_nanos() as u64;
             let offset = interval.map(|i| i.mul_f64((c * opts.streams + s) as f64 / workers as f64));
             tasks.push(glommio::spawn_local(w.run(seed, deadline, interval, offset, opts.spans_per_trace)));
@@ -141,8 +142,7 @@ async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
 }
 
 struct Worker {
-    send: h2::client::SendRequest<bytes::Bytes>,
-    uri: Uri,
+    conn: Rc<Backend>,
     template: Rc<Template>,
     report: Rc<RefCell<Report>>,
 }
@@ -172,7 +172,11 @@ impl Worker {
     async fn once(&self, rng: &mut fastrand::Rng, per_trace: usize) {
         let framed = self.template.stamp(rng);
         let t0 = Instant::now();
-        let result = call::unary(self.send.clone(), self.uri.clone(), framed, Duration::from_secs(10)).await;
+        let result = self.conn.export(TRACE_EXPORT, framed).await;
+        if let Err(ExportError::Unreachable { retry_in }) = &result {
+            // Don't spin on a target that is down: wait out its backoff.
+            glommio::timer::sleep((*retry_in).clamp(Duration::from_millis(1), Duration::from_secs(1))).await;
+        }
         let mut r = self.report.borrow_mut();
         match result {
             Ok(_) => {

@@ -43,7 +43,7 @@ impl From<Status> for Refusal {
 /// Serves one accepted connection until the peer leaves or shutdown has drained it.
 pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_streams: u32, shutdown: Shutdown) {
     let _ = tcp.set_nodelay(true);
-    let Ok(mut conn) = tuning::h2_server(max_streams).handshake::<_, Bytes>(TokioIo(tcp)).await else {
+    let Ok(mut conn) = tuning::h2_server(max_streams).handshake::<_, Bytes>(TokioIo::new(tcp)).await else {
         return;
     };
     let mut draining = false;

@@ -35,7 +35,11 @@ fn prost_split(framed: &[u8], ring: &Ring) -> Vec<Vec<u8>> {
             }
             for (b, spans) in by.into_iter().enumerate().filter(|(_, s)| !s.is_empty()) {
                 let scope = ScopeSpans { scope: ss.scope.clone(), spans, schema_url: ss.schema_url.clone() };
-                let rs2 = ResourceSpans { resource: rs.resource.clone(), scope_spans: vec![scope], schema_url: rs.schema_url.clone() };
+                let rs2 = ResourceSpans {
+                    resource: rs.resource.clone(),
+                    scope_spans: vec![scope],
+                    schema_url: rs.schema_url.clone(),
+                };
                 out[b].resource_spans.push(rs2);
             }
         }
@@ -58,7 +62,8 @@ fn bench_split(c: &mut Criterion) {
             black_box(&parts);
         })
     });
-    let by_service = Route { level: KeyLevel::Resource, key: keys::resource_service_name, owner: &owner, backends: ring.len() };
+    let by_service =
+        Route { level: KeyLevel::Resource, key: keys::resource_service_name, owner: &owner, backends: ring.len() };
     g.bench_function("zero_copy_service", |b| {
         b.iter(|| {
             splitter.split(black_box(&framed), &by_service, &mut parts).expect("split");

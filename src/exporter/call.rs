@@ -27,8 +27,10 @@ pub async fn connect(
     let tcp =
         glommio::timer::timeout(timeout, TcpStream::connect(addr)).await.map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let (send, conn) =
-        tuning::h2_client().handshake::<_, Bytes>(TokioIo::new(tcp)).await.map_err(|e| format!("handshake {addr}: {e}"))?;
+    let (send, conn) = tuning::h2_client()
+        .handshake::<_, Bytes>(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("handshake {addr}: {e}"))?;
     glommio::spawn_local(async move {
         let _ = conn.await;
         on_close();

@@ -53,7 +53,11 @@ impl<T: AsyncWrite + AsRawFd + Unpin> tokio::io::AsyncWrite for TokioIo<T> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         // SAFETY: the fd belongs to `inner`, which outlives this borrow.
         let fd = unsafe { BorrowedFd::borrow_raw(self.inner.as_raw_fd()) };
         match socket2::SockRef::from(&fd).send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {

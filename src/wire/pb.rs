@@ -185,7 +185,12 @@ pub fn last_len_field(buf: &[u8], range: Range<usize>, number: u32) -> Result<Ra
 
 /// `last_len_field` from `range` on with the full reader (groups, errors).
 #[cold]
-fn slow_last_len_field(buf: &[u8], range: Range<usize>, number: u32, mut found: Range<usize>) -> Result<Range<usize>, WireError> {
+fn slow_last_len_field(
+    buf: &[u8],
+    range: Range<usize>,
+    number: u32,
+    mut found: Range<usize>,
+) -> Result<Range<usize>, WireError> {
     let mut r = Reader::new(buf, range);
     while let Some(f) = r.next_field()? {
         if f.number == number {
@@ -307,14 +312,14 @@ mod tests {
     #[test]
     fn fast_scan_agrees_with_the_reader() {
         let cases: &[&[u8]] = &[
-            &[0x0a, 2, 1, 2, 0x10, 5, 0x0a, 1, 9],             // two field-1s: last wins
-            &[0x0a, 2, 1, 2, 0x08, 5],                        // field 1 as a varint
-            &[0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 1, 7],      // fixed64 then field 1
-            &[0x0b, 0x08, 1, 0x0c, 0x0a, 1, 3],               // a group before field 1
-            &[0x0a, 5, 1],                                    // truncated
-            &[0x1d, 1, 2],                                    // truncated fixed32
-            &[0x00, 0x01],                                    // field 0
-            &[0x0f],                                          // bad wire type
+            &[0x0a, 2, 1, 2, 0x10, 5, 0x0a, 1, 9],       // two field-1s: last wins
+            &[0x0a, 2, 1, 2, 0x08, 5],                   // field 1 as a varint
+            &[0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 1, 7], // fixed64 then field 1
+            &[0x0b, 0x08, 1, 0x0c, 0x0a, 1, 3],          // a group before field 1
+            &[0x0a, 5, 1],                               // truncated
+            &[0x1d, 1, 2],                               // truncated fixed32
+            &[0x00, 0x01],                               // field 0
+            &[0x0f],                                     // bad wire type
         ];
         for c in cases {
             let slow = slow_last_len_field(c, 0..c.len(), 1, 0..0);

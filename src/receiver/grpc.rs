@@ -7,7 +7,10 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use futures_lite::future;
-use glommio::net::TcpStream;
+use std::time::Duration;
+
+use glommio::net::{TcpListener, TcpStream};
+use glommio::sync::Gate;
 use h2::RecvStream;
 use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -37,6 +40,34 @@ enum Refusal {
 impl From<Status> for Refusal {
     fn from(s: Status) -> Self {
         Refusal::Grpc(s)
+    }
+}
+
+/// Accepts connections until shutdown; each connection runs as a task under `gate`, so
+/// shutdown can wait for in-flight requests.
+pub async fn serve<S: GrpcService>(
+    listener: TcpListener,
+    service: Rc<S>,
+    max_streams: u32,
+    shutdown: Shutdown,
+    gate: Rc<Gate>,
+) {
+    let mut stop_signal = shutdown.wait();
+    loop {
+        let accept = async { Some(listener.accept().await) };
+        let stop = async {
+            (&mut stop_signal).await;
+            None
+        };
+        match future::or(accept, stop).await {
+            Some(Ok(tcp)) => match gate.spawn(serve_connection(tcp, service.clone(), max_streams, shutdown.clone())) {
+                Ok(task) => drop(task.detach()),
+                Err(_) => return,
+            },
+            // Accept errors (EMFILE, aborted handshakes) must not stop the listener.
+            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(5)).await,
+            None => return,
+        }
     }
 }
 

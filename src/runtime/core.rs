@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::future;
 use glommio::channels::shared_channel::SharedReceiver;
 use glommio::net::TcpListener;
 use glommio::sync::Gate;
@@ -16,7 +15,7 @@ use super::shutdown::Shutdown;
 use crate::config::{RoutingKey, Signal};
 use crate::exporter::{Backend, BackendSettings};
 use crate::grpc::{Status, TRACE_EXPORT};
-use crate::receiver::grpc::{GrpcService, serve_connection};
+use crate::receiver::grpc::{GrpcService, serve};
 use crate::receiver::{Pipeline, Topology};
 use crate::routing::Ring;
 
@@ -90,8 +89,7 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let topo = spec.backends.as_deref().map(|s| topology(s, &spec.settings));
     let service = Rc::new(GatewayService { pipeline: Pipeline::new(spec.routing_key, spec.max_recv, topo) });
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
-    let acceptor =
-        glommio::spawn_local(accept_loop(listener, service, spec.max_streams, shutdown.clone(), gate.clone()));
+    let acceptor = glommio::spawn_local(serve(listener, service, spec.max_streams, shutdown.clone(), gate.clone()));
     let drain = match control.recv().await {
         Some(Control::Shutdown { drain }) => drain,
         None => Duration::from_secs(10),
@@ -99,33 +97,4 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     shutdown.trigger();
     acceptor.await;
     let _ = glommio::timer::timeout(drain, gate.close()).await;
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    service: Rc<GatewayService>,
-    max_streams: u32,
-    shutdown: Shutdown,
-    gate: Rc<Gate>,
-) {
-    let mut stop_signal = shutdown.wait();
-    loop {
-        let accept = async { Some(listener.accept().await) };
-        let stop = async {
-            (&mut stop_signal).await;
-            None
-        };
-        match future::or(accept, stop).await {
-            Some(Ok(tcp)) => {
-                let conn = serve_connection(tcp, service.clone(), max_streams, shutdown.clone());
-                match gate.spawn(conn) {
-                    Ok(task) => drop(task.detach()),
-                    Err(_) => return,
-                }
-            }
-            // Accept errors (EMFILE, aborted handshakes) must not stop the listener.
-            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(5)).await,
-            None => return,
-        }
-    }
 }

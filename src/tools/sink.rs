@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::future;
 use glommio::net::TcpListener;
+use glommio::sync::Gate;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::grpc::{Code, Status, TRACE_EXPORT};
-use crate::receiver::grpc::{GrpcService, serve_connection};
+use crate::receiver::grpc::{GrpcService, serve};
 use crate::runtime::shutdown::Shutdown;
 use crate::wire::{GRPC_PREFIX, keys, walk};
 
@@ -158,11 +158,11 @@ async fn serve_all(
     };
     let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let _ = ready.send(Ok(addrs));
-    let shutdown = Shutdown::default();
+    let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
     let tasks: Vec<_> = listeners
         .into_iter()
         .zip(stats)
-        .map(|(l, s)| glommio::spawn_local(accept(l, Rc::new(SinkService(s)), shutdown.clone())))
+        .map(|(l, s)| glommio::spawn_local(serve(l, Rc::new(SinkService(s)), 4096, shutdown.clone(), gate.clone())))
         .collect();
     while !stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(20)).await;
@@ -171,22 +171,5 @@ async fn serve_all(
     for t in tasks {
         t.await;
     }
-}
-
-async fn accept(listener: TcpListener, service: Rc<SinkService>, shutdown: Shutdown) {
-    let mut stop_signal = shutdown.wait();
-    loop {
-        let next = async { Some(listener.accept().await) };
-        let stop = async {
-            (&mut stop_signal).await;
-            None
-        };
-        match future::or(next, stop).await {
-            Some(Ok(tcp)) => {
-                glommio::spawn_local(serve_connection(tcp, service.clone(), 4096, shutdown.clone())).detach();
-            }
-            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(5)).await,
-            None => return,
-        }
-    }
+    let _ = glommio::timer::timeout(Duration::from_secs(5), gate.close()).await;
 }

@@ -52,8 +52,9 @@ fn bench_split(c: &mut Criterion) {
     let (_, framed) = input();
     let mut g = c.benchmark_group("split_100_spans_3_backends");
     g.throughput(Throughput::Bytes(framed.len() as u64));
-    let owner = |k: &[u8]| ring.lookup(hash_key(k));
-    let route = Route { level: KeyLevel::Item, key: keys::span_trace_id, owner: &owner, backends: ring.len() };
+    let owner = |h: u64| ring.lookup(h);
+    let route =
+        Route { level: KeyLevel::Item, key: keys::span_trace_id, hash: hash_key, owner: &owner, backends: ring.len() };
     let mut splitter = Splitter::new();
     let mut parts = Vec::new();
     g.bench_function("zero_copy_trace_id", |b| {
@@ -62,8 +63,13 @@ fn bench_split(c: &mut Criterion) {
             black_box(&parts);
         })
     });
-    let by_service =
-        Route { level: KeyLevel::Resource, key: keys::resource_service_name, owner: &owner, backends: ring.len() };
+    let by_service = Route {
+        level: KeyLevel::Resource,
+        key: keys::resource_service_name,
+        hash: hash_key,
+        owner: &owner,
+        backends: ring.len(),
+    };
     g.bench_function("zero_copy_service", |b| {
         b.iter(|| {
             splitter.split(black_box(&framed), &by_service, &mut parts).expect("split");

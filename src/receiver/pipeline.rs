@@ -54,12 +54,12 @@ impl Pipeline {
 
     fn split(&self, framed: &Bytes, topology: &Topology) -> Result<Vec<Part>, Status> {
         let ring = &topology.ring;
-        let owner = |key: &[u8]| ring.lookup(hash_key(key));
+        let owner = |hash: u64| ring.lookup(hash);
         let (level, key): (KeyLevel, crate::wire::split::KeyFn) = match self.routing_key {
             RoutingKey::TraceId => (KeyLevel::Item, keys::span_trace_id),
             RoutingKey::Service => (KeyLevel::Resource, keys::resource_service_name),
         };
-        let route = Route { level, key, owner: &owner, backends: ring.len() };
+        let route = Route { level, key, hash: hash_key, owner: &owner, backends: ring.len() };
         let mut parts = Vec::new();
         self.splitter
             .borrow_mut()

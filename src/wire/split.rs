@@ -57,6 +57,9 @@ struct Item {
     count: u32,
 }
 
+/// `Item::backend` of an item whose owner is looked up after the walk.
+const PENDING: u32 = u32::MAX;
+
 /// Reusable splitting state; one per core.
 #[derive(Debug, Default)]
 pub struct Splitter {
@@ -69,6 +72,8 @@ pub struct Splitter {
     scopes: Vec<Scope>,
     items: Vec<Item>,
     order: Vec<u32>,
+    /// Key hashes of items whose owner is looked up after the walk (`backend == PENDING`).
+    hashes: Vec<u64>,
     counts: Vec<u32>,
     next: Vec<u32>,
     sizes: Vec<u32>,
@@ -78,8 +83,10 @@ pub struct Splitter {
 pub struct Route<'r> {
     pub level: KeyLevel,
     pub key: KeyFn,
-    /// Backend index for a key's bytes (empty bytes for a missing key). Must be `< backends`.
-    pub owner: &'r dyn Fn(&[u8]) -> usize,
+    /// Hash of a key's bytes (empty bytes for a missing key).
+    pub hash: fn(&[u8]) -> u64,
+    /// Backend index for a key hash. Must be `< backends`.
+    pub owner: &'r dyn Fn(u64) -> usize,
     pub backends: usize,
 }
 
@@ -96,6 +103,7 @@ impl Splitter {
             return Err(WireError::TooLarge(framed.len()));
         }
         self.plan(framed, route)?;
+        self.resolve_owners(route);
         if let Some(only) = self.single_owner() {
             let items = self.items.iter().map(|i| i.count).sum();
             out.push(Part { backend: only as usize, framed: framed.clone(), items });
@@ -128,6 +136,7 @@ impl Splitter {
         self.scope_heads.clear();
         self.scopes.clear();
         self.items.clear();
+        self.hashes.clear();
     }
 
     fn walk_resource(&mut self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<(), WireError> {
@@ -171,16 +180,16 @@ impl Splitter {
                 continue;
             }
             let backend = match owner {
-                Some(b) => b,
-                None => self.owner_of(buf, f.len_payload()?, route)?,
+                Some(b) => b as u32,
+                None => self.defer_owner(buf, f.len_payload()?, route)?,
             };
-            self.items.push(Item { scope, bytes: r32(f.whole), backend: backend as u32, count: 1 });
+            self.items.push(Item { scope, bytes: r32(f.whole), backend, count: 1 });
         }
         let heads = first_head as u32..self.scope_heads.len() as u32;
         let head_len = span_len(&self.scope_heads[first_head..]);
         self.scopes.push(Scope { resource, heads, head_len, wrapper: true });
         if self.items.len() == first_item {
-            let backend = owner.unwrap_or_else(|| (route.owner)(&[]));
+            let backend = owner.unwrap_or_else(|| (route.owner)((route.hash)(&[])));
             self.items.push(Item { scope, bytes: 0..0, backend: backend as u32, count: 0 });
         }
         Ok(())
@@ -190,13 +199,31 @@ impl Splitter {
     fn stand_in_scope(&mut self, resource: u32, owner: Option<usize>, route: &Route<'_>) {
         let scope = self.scopes.len() as u32;
         self.scopes.push(Scope { resource, heads: 0..0, head_len: 0, wrapper: false });
-        let backend = owner.unwrap_or_else(|| (route.owner)(&[])) as u32;
+        let backend = owner.unwrap_or_else(|| (route.owner)((route.hash)(&[]))) as u32;
         self.items.push(Item { scope, bytes: 0..0, backend, count: 0 });
     }
 
     fn owner_of(&self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<usize, WireError> {
         let key = (route.key)(buf, range)?;
-        Ok((route.owner)(&buf[key]).min(route.backends.saturating_sub(1)))
+        Ok((route.owner)((route.hash)(&buf[key])).min(route.backends.saturating_sub(1)))
+    }
+
+    /// Hashes an item's key now and looks its owner up after the walk: the lookups then run
+    /// back to back, so their cache misses on the ring table overlap instead of queueing.
+    fn defer_owner(&mut self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<u32, WireError> {
+        let key = (route.key)(buf, range)?;
+        self.hashes.push((route.hash)(&buf[key]));
+        Ok(PENDING)
+    }
+
+    fn resolve_owners(&mut self, route: &Route<'_>) {
+        let last = route.backends.saturating_sub(1);
+        let mut hashes = self.hashes.iter();
+        for it in self.items.iter_mut().filter(|it| it.backend == PENDING) {
+            if let Some(&h) = hashes.next() {
+                it.backend = (route.owner)(h).min(last) as u32;
+            }
+        }
     }
 
     fn single_owner(&self) -> Option<u32> {

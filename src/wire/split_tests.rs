@@ -15,8 +15,12 @@ use crate::tools::spangen::{self, grpc_frame};
 /// One flattened entry: (resource without scopes, scope without spans, span).
 type Entry = (ResourceSpans, Option<ScopeSpans>, Option<Span>);
 
-fn owner_mod(n: usize) -> impl Fn(&[u8]) -> usize {
-    move |k: &[u8]| (xxhash_rust::xxh3::xxh3_64(k) % n as u64) as usize
+fn owner_mod(n: usize) -> impl Fn(u64) -> usize {
+    move |h: u64| (h % n as u64) as usize
+}
+
+fn hash(k: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(k)
 }
 
 fn split(req: &ExportTraceServiceRequest, level: KeyLevel, n: usize) -> Vec<Part> {
@@ -25,7 +29,7 @@ fn split(req: &ExportTraceServiceRequest, level: KeyLevel, n: usize) -> Vec<Part
         KeyLevel::Item => span_trace_id,
         KeyLevel::Resource => resource_service_name,
     };
-    let route = Route { level, key, owner: &owner, backends: n };
+    let route = Route { level, key, hash, owner: &owner, backends: n };
     let mut out = vec![];
     Splitter::new().split(&grpc_frame(&req.encode_to_vec()), &route, &mut out).unwrap();
     out
@@ -77,7 +81,8 @@ fn check_partition(req: &ExportTraceServiceRequest, level: KeyLevel, n: usize) {
         let len = u32::from_be_bytes([p.framed[1], p.framed[2], p.framed[3], p.framed[4]]) as usize;
         assert_eq!(len + 5, p.framed.len(), "gRPC length prefix");
         let got = flatten(&ExportTraceServiceRequest::decode(&p.framed[5..]).unwrap());
-        let want: Vec<Entry> = input.iter().filter(|e| owner(&entry_key(e, level)) == p.backend).cloned().collect();
+        let want: Vec<Entry> =
+            input.iter().filter(|e| owner(hash(&entry_key(e, level))) == p.backend).cloned().collect();
         assert_eq!(got, want, "backend {}", p.backend);
         assert_eq!(p.items as usize, got.iter().filter(|e| e.2.is_some()).count());
         seen += got.len();
@@ -135,7 +140,7 @@ proptest! {
     #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), n in 1usize..4) {
         let owner = owner_mod(n);
-        let route = Route { level: KeyLevel::Item, key: span_trace_id, owner: &owner, backends: n };
+        let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: n };
         let mut out = vec![];
         let _ = Splitter::new().split(&grpc_frame(&bytes), &route, &mut out);
     }
@@ -154,7 +159,7 @@ fn realistic_request_splits_across_backends() {
 fn one_owner_passes_the_input_through_without_copying() {
     let framed = grpc_frame(&spangen::request("a", 10, 10, 1).encode_to_vec());
     let owner = owner_mod(3);
-    let route = Route { level: KeyLevel::Item, key: span_trace_id, owner: &owner, backends: 3 };
+    let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: 3 };
     let mut out = vec![];
     Splitter::new().split(&framed, &route, &mut out).unwrap();
     assert_eq!(out.len(), 1);
@@ -207,13 +212,13 @@ fn go_field_order_and_unknown_fields_survive_verbatim() {
         .collect();
     let framed = grpc_frame(&hand_request(&spans, &unknown));
     let owner = owner_mod(4);
-    let route = Route { level: KeyLevel::Item, key: span_trace_id, owner: &owner, backends: 4 };
+    let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: 4 };
     let mut out = vec![];
     Splitter::new().split(&framed, &route, &mut out).unwrap();
     assert_eq!(out.len(), 4);
     for (i, s) in spans.iter().enumerate() {
         let id = spangen::trace_id(5, i as u64);
-        let part = out.iter().find(|p| p.backend == owner(&id)).unwrap();
+        let part = out.iter().find(|p| p.backend == owner(hash(&id))).unwrap();
         assert!(contains(&part.framed, s), "span {i} copied verbatim to its owner");
     }
     for p in &out {
@@ -226,7 +231,7 @@ fn go_field_order_and_unknown_fields_survive_verbatim() {
 #[test]
 fn malformed_requests_are_errors() {
     let owner = owner_mod(2);
-    let route = Route { level: KeyLevel::Item, key: span_trace_id, owner: &owner, backends: 2 };
+    let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: 2 };
     let mut out = vec![];
     let cases: &[&[u8]] =
         &[&[0x0a, 0x05, 0x12], &[0x0a, 0x02, 0x12, 0x05], &[0x0a, 0x04, 0x12, 0x02, 0x12, 0x07], &[0x0f]];

@@ -111,5 +111,6 @@ cat <<TABLE
 | loadgen → nginx gRPC proxy (1 worker) → 3 sinks | $NGINX | $(python3 -c "print(f'{$NGINX/$DIRECT:.2f}')") | $NG_CPU | $(p99 "$WORK/full-$NG.txt") |
 TABLE
 echo
+echo "peak RSS: gateway $(awk '/VmHWM/ {print $2, $3}' /proc/$GW_PID/status), nginx worker $(awk '/VmHWM/ {print $2, $3}' /proc/$NGINX_WORKER/status)"
 echo "gateway CPU per span / nginx CPU per span: $(python3 -c "print(f'{$GW_CPU/$NG_CPU:.2f}')")"
 grep -h "^error" "$WORK"/full-*.txt "$WORK"/fixed-*.txt | sort | uniq -c | head -5 || true

@@ -46,6 +46,7 @@ pub struct Backend {
     generation: Cell<u64>,
     connecting: SingleFlight,
     backoff: RefCell<Backoff>,
+    uris: RefCell<Vec<(&'static str, Uri)>>,
 }
 
 impl Backend {
@@ -59,11 +60,12 @@ impl Backend {
             generation: Cell::new(0),
             connecting: SingleFlight::default(),
             backoff: RefCell::new(backoff),
+            uris: RefCell::new(Vec::new()),
         })
     }
 
     /// Forwards one framed request on `path`; returns the framed response message.
-    pub async fn export(self: &Rc<Self>, path: &str, framed: Bytes) -> Result<Bytes, ExportError> {
+    pub async fn export(self: &Rc<Self>, path: &'static str, framed: Bytes) -> Result<Bytes, ExportError> {
         let send = self.sender().await?;
         let uri = self.uri(path)?;
         let result = call::unary(send, uri, framed, self.settings.timeout).await;
@@ -73,7 +75,17 @@ impl Backend {
         result
     }
 
-    fn uri(&self, path: &str) -> Result<Uri, ExportError> {
+    /// The request URI for `path`, built once per path (a clone is a refcount bump).
+    fn uri(&self, path: &'static str) -> Result<Uri, ExportError> {
+        if let Some((_, uri)) = self.uris.borrow().iter().find(|(p, _)| *p == path) {
+            return Ok(uri.clone());
+        }
+        let uri = self.build_uri(path)?;
+        self.uris.borrow_mut().push((path, uri.clone()));
+        Ok(uri)
+    }
+
+    fn build_uri(&self, path: &'static str) -> Result<Uri, ExportError> {
         Uri::builder()
             .scheme("http")
             .authority(self.name.as_str())

@@ -66,11 +66,13 @@ impl Backend {
 
     /// Forwards one framed request on `path`; returns the framed response message.
     pub async fn export(self: &Rc<Self>, path: &'static str, framed: Bytes) -> Result<Bytes, ExportError> {
-        let send = self.sender().await?;
+        let (generation, send) = self.sender().await?;
         let uri = self.uri(path)?;
         let result = call::unary(send, uri, framed, self.settings.timeout).await;
-        if matches!(result, Err(ExportError::ConnectionLost(_))) {
-            self.forget(self.generation.get());
+        // A timed-out connection may be black-holed (no RST, no FIN): the next request dials
+        // afresh, while streams still running on the old one finish on it.
+        if matches!(result, Err(ExportError::ConnectionLost(_) | ExportError::Timeout(_))) {
+            self.forget(generation);
         }
         result
     }
@@ -95,9 +97,9 @@ impl Backend {
     }
 
     /// The live connection, connecting first if there is none and backoff allows.
-    async fn sender(self: &Rc<Self>) -> Result<SendRequest<Bytes>, ExportError> {
-        if let Some((_, s)) = &*self.conn.borrow() {
-            return Ok(s.clone());
+    async fn sender(self: &Rc<Self>) -> Result<(u64, SendRequest<Bytes>), ExportError> {
+        if let Some((g, s)) = &*self.conn.borrow() {
+            return Ok((*g, s.clone()));
         }
         loop {
             self.refuse_if_backing_off()?;
@@ -105,8 +107,8 @@ impl Backend {
                 return self.connect().await;
             }
             self.connecting.wait_idle().await;
-            if let Some((_, s)) = &*self.conn.borrow() {
-                return Ok(s.clone());
+            if let Some((g, s)) = &*self.conn.borrow() {
+                return Ok((*g, s.clone()));
             }
         }
     }
@@ -118,7 +120,7 @@ impl Backend {
         }
     }
 
-    async fn connect(self: &Rc<Self>) -> Result<SendRequest<Bytes>, ExportError> {
+    async fn connect(self: &Rc<Self>) -> Result<(u64, SendRequest<Bytes>), ExportError> {
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
         let weak: Weak<Self> = Rc::downgrade(self);
@@ -131,7 +133,7 @@ impl Backend {
             Ok(send) => {
                 self.backoff.borrow_mut().on_success();
                 *self.conn.borrow_mut() = Some((generation, send.clone()));
-                Ok(send)
+                Ok((generation, send))
             }
             Err(_) => {
                 let mut backoff = self.backoff.borrow_mut();

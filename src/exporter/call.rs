@@ -69,15 +69,20 @@ async fn read_response(response: http::Response<h2::RecvStream>) -> Result<Bytes
     if let Some(status) = Status::from_headers(&head.headers) {
         return outcome(status, Bytes::new());
     }
-    let mut reader = UnaryReader::new(MAX_RESPONSE);
+    let mut reader = Some(UnaryReader::new(MAX_RESPONSE));
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(lost)?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        reader.push(chunk).map_err(|_| ExportError::BadResponse("oversize or malformed response message"))?;
+        // An oversize or odd response message is dropped, not fatal: the trailers decide
+        // whether the data was accepted, and calling it a failure would make clients resend
+        // data the backend already took.
+        if reader.as_mut().is_some_and(|r| r.push(chunk).is_err()) {
+            reader = None;
+        }
     }
     let trailers = body.trailers().await.map_err(lost)?.unwrap_or_default();
     let status = Status::from_headers(&trailers).ok_or(ExportError::BadResponse("no grpc-status"))?;
-    let message = reader.finish().unwrap_or_default();
+    let message = reader.and_then(|r| r.finish().ok()).unwrap_or_default();
     outcome(status, message)
 }
 
@@ -86,6 +91,11 @@ fn outcome(status: Status, message: Bytes) -> Result<Bytes, ExportError> {
     if status.code == crate::grpc::Code::Ok { Ok(message) } else { Err(ExportError::Rejected(status)) }
 }
 
+/// A reset of our stream leaves the connection usable; anything else loses it.
 fn lost(e: h2::Error) -> ExportError {
-    ExportError::ConnectionLost(e.to_string())
+    if e.is_reset() && !e.is_go_away() {
+        ExportError::StreamReset(e.to_string())
+    } else {
+        ExportError::ConnectionLost(e.to_string())
+    }
 }

@@ -13,6 +13,9 @@ pub enum ExportError {
     /// The HTTP/2 connection or stream broke during the call.
     #[error("connection lost: {0}")]
     ConnectionLost(String),
+    /// The backend reset this one stream; the connection is fine.
+    #[error("stream reset: {0}")]
+    StreamReset(String),
     /// No answer within the exporter's `timeout`.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -31,9 +34,10 @@ impl ExportError {
     /// The status the client gets; it names the backend so operators know who failed.
     pub fn to_status(&self, backend: &str) -> Status {
         let code = match self {
-            ExportError::Unreachable { .. } | ExportError::ConnectionLost(_) | ExportError::NoBackends => {
-                Code::Unavailable
-            }
+            ExportError::Unreachable { .. }
+            | ExportError::ConnectionLost(_)
+            | ExportError::StreamReset(_)
+            | ExportError::NoBackends => Code::Unavailable,
             ExportError::Timeout(_) => Code::DeadlineExceeded,
             ExportError::Rejected(s) => s.code,
             ExportError::BadResponse(_) => Code::Unavailable,

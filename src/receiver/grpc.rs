@@ -15,6 +15,7 @@ use h2::RecvStream;
 use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 
+use super::budget::{ByteBudget, Held};
 use crate::grpc::{Code, Status, UnaryReader};
 use crate::runtime::io::TokioIo;
 use crate::runtime::shutdown::Shutdown;
@@ -27,6 +28,8 @@ pub trait GrpcService: 'static {
     fn route(&self, path: &str) -> Option<Self::Method>;
     /// Largest request message accepted.
     fn max_recv(&self) -> usize;
+    /// The core's budget for request bytes held in memory.
+    fn budget(&self) -> &ByteBudget;
     /// Handles one framed request message; returns the framed response message.
     fn call(&self, method: Self::Method, framed: Bytes) -> impl Future<Output = Result<Bytes, Status>>;
 }
@@ -74,7 +77,8 @@ pub async fn serve<S: GrpcService>(
 /// Serves one accepted connection until the peer leaves or shutdown has drained it.
 pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_streams: u32, shutdown: Shutdown) {
     let _ = tcp.set_nodelay(true);
-    let Ok(mut conn) = tuning::h2_server(max_streams).handshake::<_, Bytes>(TokioIo::new(tcp)).await else {
+    let handshake = async { Ok(tuning::h2_server(max_streams).handshake::<_, Bytes>(TokioIo::new(tcp)).await) };
+    let Ok(Ok(mut conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
         return;
     };
     let mut draining = false;
@@ -117,7 +121,14 @@ async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<
 
 async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S) -> Result<Bytes, Refusal> {
     let method = check_head(&req, service)?;
-    let framed = read_message(req.into_body(), service.max_recv()).await?;
+    let mut held = service.budget().hold();
+    let read = async { Ok(read_message(req.into_body(), service.max_recv(), service.budget(), &mut held).await) };
+    let framed = match glommio::timer::timeout(tuning::REQUEST_READ_TIMEOUT, read).await {
+        Ok(framed) => framed?,
+        Err(_) => return Err(Status::new(Code::DeadlineExceeded, "request body did not arrive in time").into()),
+    };
+    // `held` lives until the answer: the request's bytes (and the parts made from them) are
+    // in memory until then.
     Ok(service.call(method, framed).await?)
 }
 
@@ -139,11 +150,20 @@ fn check_head<S: GrpcService>(req: &Request<RecvStream>, service: &S) -> Result<
         .ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown method {}", path.escape_debug())).into())
 }
 
-/// Reads the request's one message, refusing it as soon as it is known to be too large.
-async fn read_message(mut body: RecvStream, limit: usize) -> Result<Bytes, Status> {
+/// Reads the request's one message, refusing it as soon as it is known to be too large or
+/// the core's request memory is spent.
+async fn read_message(
+    mut body: RecvStream,
+    limit: usize,
+    budget: &ByteBudget,
+    held: &mut Held<'_>,
+) -> Result<Bytes, Status> {
     let mut reader = UnaryReader::new(limit);
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| Status::new(Code::Cancelled, format!("request stream broke: {e}")))?;
+        if !budget.take(held, chunk.len()) {
+            return Err(over_budget(budget));
+        }
         let _ = body.flow_control().release_capacity(chunk.len());
         reader.push(chunk)?;
     }
@@ -151,6 +171,11 @@ async fn read_message(mut body: RecvStream, limit: usize) -> Result<Bytes, Statu
         return Err(Status::new(Code::Internal, "compressed flag set but no grpc-encoding was declared"));
     }
     reader.finish()
+}
+
+fn over_budget(budget: &ByteBudget) -> Status {
+    let mib = budget.limit() >> 20;
+    Status::new(Code::ResourceExhausted, format!("this core holds {mib} MiB of requests in flight; retry later"))
 }
 
 fn grpc_head() -> http::response::Builder {

@@ -15,6 +15,7 @@ use super::shutdown::Shutdown;
 use crate::config::{RoutingKey, Signal};
 use crate::exporter::{Backend, BackendSettings};
 use crate::grpc::{Status, TRACE_EXPORT};
+use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
 use crate::receiver::{Pipeline, Topology};
 use crate::routing::Ring;
@@ -48,6 +49,7 @@ pub struct CoreSpec {
 /// The gateway's gRPC service on one core.
 pub struct GatewayService {
     pub pipeline: Pipeline,
+    pub budget: ByteBudget,
 }
 
 impl GrpcService for GatewayService {
@@ -59,6 +61,10 @@ impl GrpcService for GatewayService {
 
     fn max_recv(&self) -> usize {
         self.pipeline.max_recv
+    }
+
+    fn budget(&self) -> &ByteBudget {
+        &self.budget
     }
 
     async fn call(&self, _method: Signal, framed: Bytes) -> Result<Bytes, Status> {
@@ -87,7 +93,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let _ = ready.send(Ok(()));
     let control = control.connect().await;
     let topo = spec.backends.as_deref().map(|s| topology(s, &spec.settings));
-    let service = Rc::new(GatewayService { pipeline: Pipeline::new(spec.routing_key, spec.max_recv, topo) });
+    let pipeline = Pipeline::new(spec.routing_key, spec.max_recv, topo);
+    let budget = ByteBudget::new(super::tuning::core_request_budget(spec.max_recv));
+    let service = Rc::new(GatewayService { pipeline, budget });
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
     let acceptor = glommio::spawn_local(serve(listener, service, spec.max_streams, shutdown.clone(), gate.clone()));
     let drain = match control.recv().await {

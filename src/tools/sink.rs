@@ -14,6 +14,7 @@ use glommio::sync::Gate;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use crate::grpc::{Code, Status, TRACE_EXPORT};
+use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
 use crate::runtime::shutdown::Shutdown;
 use crate::wire::{GRPC_PREFIX, keys, walk};
@@ -80,7 +81,7 @@ impl SinkStats {
     }
 }
 
-struct SinkService(Arc<SinkStats>);
+struct SinkService(Arc<SinkStats>, ByteBudget);
 
 impl GrpcService for SinkService {
     type Method = ();
@@ -91,6 +92,10 @@ impl GrpcService for SinkService {
 
     fn max_recv(&self) -> usize {
         64 << 20
+    }
+
+    fn budget(&self) -> &ByteBudget {
+        &self.1
     }
 
     async fn call(&self, _: (), framed: Bytes) -> Result<Bytes, Status> {
@@ -162,7 +167,15 @@ async fn serve_all(
     let tasks: Vec<_> = listeners
         .into_iter()
         .zip(stats)
-        .map(|(l, s)| glommio::spawn_local(serve(l, Rc::new(SinkService(s)), 4096, shutdown.clone(), gate.clone())))
+        .map(|(l, s)| {
+            glommio::spawn_local(serve(
+                l,
+                Rc::new(SinkService(s, ByteBudget::new(1 << 30))),
+                4096,
+                shutdown.clone(),
+                gate.clone(),
+            ))
+        })
         .collect();
     while !stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(20)).await;

@@ -52,11 +52,12 @@ const CODES: [Code; 17] = [
 impl Code {
     /// Parses a `grpc-status` value; anything unknown is `Unknown`, as the spec says.
     pub fn from_ascii(v: &[u8]) -> Code {
-        std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .and_then(|n| CODES.get(n).copied())
-            .unwrap_or(Code::Unknown)
+        std::str::from_utf8(v).ok().and_then(|s| s.parse::<u8>().ok()).map_or(Code::Unknown, Code::from_u8)
+    }
+
+    /// The code with this number; anything unknown is `Unknown`.
+    pub fn from_u8(n: u8) -> Code {
+        CODES.get(usize::from(n)).copied().unwrap_or(Code::Unknown)
     }
 
     /// Whether an OTLP client should retry a request that ended with this code

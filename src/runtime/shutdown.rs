@@ -53,7 +53,12 @@ impl Future for Wait {
         if self.state.triggered.get() {
             return Poll::Ready(());
         }
-        self.state.waiters.borrow_mut().insert(self.id, cx.waker().clone());
+        // A connection's wait is polled on every accepted stream: store the waker only when
+        // it changed.
+        let mut waiters = self.state.waiters.borrow_mut();
+        if !waiters.get(&self.id).is_some_and(|w| w.will_wake(cx.waker())) {
+            waiters.insert(self.id, cx.waker().clone());
+        }
         Poll::Pending
     }
 }

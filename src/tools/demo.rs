@@ -70,11 +70,10 @@ pub fn run(duration: Duration, cores: Option<Vec<usize>>) -> anyhow::Result<Demo
 }
 
 fn demo_backends(cfg: &config::Config) -> anyhow::Result<Vec<std::net::SocketAddr>> {
-    let exporter = cfg.traces_route().map(|r| r.1);
-    let Some(Exporter::LoadBalancing(lb)) = exporter else {
+    let Some((_, exporter @ Exporter::LoadBalancing(_))) = cfg.traces_route() else {
         anyhow::bail!("embedded config has no load balancer");
     };
-    let Some(hosts) = Exporter::LoadBalancing(lb.clone()).static_backends() else {
+    let Some(hosts) = exporter.static_backends() else {
         anyhow::bail!("embedded config has no static backends");
     };
     Ok(hosts.iter().filter_map(|h| h.to_string().parse().ok()).collect())

@@ -49,7 +49,7 @@ impl SinkStats {
     fn failure(&self) -> Option<Status> {
         match self.fail_with.load(Ordering::Relaxed) {
             0 => None,
-            c => Some(Status::new(Code::from_ascii(c.to_string().as_bytes()), "sink told to fail")),
+            c => Some(Status::new(Code::from_u8(c), "sink told to fail")),
         }
     }
 

@@ -220,3 +220,22 @@ fn two_cores_share_the_port_and_route_identically() {
     assert!(owners(&sink).values().all(|o| o.len() == 1), "both cores' rings agree");
     sink.stop();
 }
+
+#[test]
+fn parts_go_to_their_backends_in_parallel() {
+    let sink = sinks(3);
+    // Each backend holds a request 300 ms: one after another, the sink would never hold more
+    // than one of this request's parts at once.
+    sink.shared.set_delay(Duration::from_millis(300));
+    let gw = ConfigBuilder::new(&sink.addrs).start();
+    let addr = gw.grpc_addr;
+    let code = on_client(move || async move {
+        let send = connect(addr).await;
+        code_of(&export(&send, addr, grpc_frame(&spangen::request("s", 100, 1, 11).encode_to_vec())).await)
+    });
+    gw.shutdown();
+    assert_eq!(code, Some(Code::Ok));
+    assert_eq!(sink.stats.iter().filter(|s| s.spans() > 0).count(), 3, "the request was split three ways");
+    assert_eq!(sink.shared.peak_in_flight(), 3, "all three parts were in flight together");
+    sink.stop();
+}

@@ -81,7 +81,45 @@ impl SinkStats {
     }
 }
 
-struct SinkService(Arc<SinkStats>, ByteBudget);
+/// State shared by every listener of one sink: a delay to inject, and how many requests it
+/// held at once (so tests can see that the gateway fans out in parallel).
+#[derive(Debug, Default)]
+pub struct SinkShared {
+    delay_ms: AtomicU64,
+    in_flight: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl SinkShared {
+    /// Makes every listener hold each request this long before answering.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The most requests the sink's listeners held at the same moment.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one request in flight until dropped.
+struct InFlight<'a>(&'a SinkShared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a SinkShared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.peak.fetch_max(now, Ordering::Relaxed);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct SinkService(Arc<SinkStats>, Arc<SinkShared>, ByteBudget);
 
 impl GrpcService for SinkService {
     type Method = ();
@@ -95,10 +133,15 @@ impl GrpcService for SinkService {
     }
 
     fn budget(&self) -> &ByteBudget {
-        &self.1
+        &self.2
     }
 
     async fn call(&self, _: (), framed: Bytes) -> Result<Bytes, Status> {
+        let _in_flight = InFlight::enter(&self.1);
+        let delay = self.1.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            glommio::timer::sleep(Duration::from_millis(delay)).await;
+        }
         if let Some(status) = self.0.failure() {
             return Err(status);
         }
@@ -111,6 +154,7 @@ impl GrpcService for SinkService {
 pub struct Sink {
     pub addrs: Vec<SocketAddr>,
     pub stats: Vec<Arc<SinkStats>>,
+    pub shared: Arc<SinkShared>,
     stop: Arc<AtomicBool>,
     handle: Option<ExecutorJoinHandle<()>>,
 }
@@ -121,13 +165,14 @@ impl Sink {
         let stats: Vec<_> = listen.iter().map(|_| Arc::new(SinkStats::new(record))).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        let (listen, st, stop2) = (listen.to_vec(), stats.clone(), stop.clone());
+        let shared = Arc::new(SinkShared::default());
+        let (listen, st, sh, stop2) = (listen.to_vec(), stats.clone(), shared.clone(), stop.clone());
         let handle = LocalExecutorBuilder::new(placement)
             .name("otlp-sink")
-            .spawn(move || serve_all(listen, st, stop2, tx))
+            .spawn(move || serve_all(listen, st, sh, stop2, tx))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let addrs = rx.recv().map_err(std::io::Error::other)??;
-        Ok(Sink { addrs, stats, stop, handle: Some(handle) })
+        Ok(Sink { addrs, stats, shared, stop, handle: Some(handle) })
     }
 
     pub fn total_spans(&self) -> u64 {
@@ -152,6 +197,7 @@ impl Drop for Sink {
 async fn serve_all(
     listen: Vec<SocketAddr>,
     stats: Vec<Arc<SinkStats>>,
+    shared: Arc<SinkShared>,
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<std::io::Result<Vec<SocketAddr>>>,
 ) {
@@ -170,7 +216,7 @@ async fn serve_all(
         .map(|(l, s)| {
             glommio::spawn_local(serve(
                 l,
-                Rc::new(SinkService(s, ByteBudget::new(1 << 30))),
+                Rc::new(SinkService(s, shared.clone(), ByteBudget::new(1 << 30))),
                 4096,
                 shutdown.clone(),
                 gate.clone(),

@@ -7,10 +7,12 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use otlp_gateway::config::{RoutingKey, Signal};
 use otlp_gateway::routing::Ring;
+use otlp_gateway::routing::RouteKey;
 use otlp_gateway::routing::ring::hash_key;
 use otlp_gateway::tools::spangen::{self, grpc_frame};
-use otlp_gateway::wire::{KeyLevel, Route, Splitter, keys};
+use otlp_gateway::wire::{Route, Splitter};
 use prost::Message;
 
 fn ring() -> Ring {
@@ -53,26 +55,20 @@ fn bench_split(c: &mut Criterion) {
     let mut g = c.benchmark_group("split_100_spans_3_backends");
     g.throughput(Throughput::Bytes(framed.len() as u64));
     let owner = |h: u64| ring.lookup(h);
-    let route =
-        Route { level: KeyLevel::Item, key: keys::span_trace_id, hash: hash_key, owner: &owner, backends: ring.len() };
+    let route = Route { owner: &owner, backends: ring.len() };
+    let mut by_trace = RouteKey::new(Signal::Traces, &RoutingKey::TraceId);
     let mut splitter = Splitter::new();
     let mut parts = Vec::new();
     g.bench_function("zero_copy_trace_id", |b| {
         b.iter(|| {
-            splitter.split(black_box(&framed), &route, &mut parts).expect("split");
+            splitter.split(black_box(&framed), &mut by_trace, &route, &mut parts).expect("split");
             black_box(&parts);
         })
     });
-    let by_service = Route {
-        level: KeyLevel::Resource,
-        key: keys::resource_service_name,
-        hash: hash_key,
-        owner: &owner,
-        backends: ring.len(),
-    };
+    let mut by_service = RouteKey::new(Signal::Traces, &RoutingKey::Service);
     g.bench_function("zero_copy_service", |b| {
         b.iter(|| {
-            splitter.split(black_box(&framed), &by_service, &mut parts).expect("split");
+            splitter.split(black_box(&framed), &mut by_service, &route, &mut parts).expect("split");
             black_box(&parts);
         })
     });

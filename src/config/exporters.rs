@@ -17,7 +17,7 @@ pub const DEFAULT_DNS_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Load balancer keys of the collector that are not implemented yet.
-const LB_UNSUPPORTED: &[&str] = &["timeout", "retry_on_failure", "sending_queue", "routing_attributes"];
+const LB_UNSUPPORTED: &[&str] = &["timeout", "retry_on_failure", "sending_queue"];
 
 const STATIC_HOST: EndpointRules = EndpointRules { listen: false, default_port: Some(DEFAULT_BACKEND_PORT) };
 
@@ -31,12 +31,14 @@ pub(crate) fn exporters(field: &Field<'_>, errs: &mut Errors) -> Components<Expo
 
 fn load_balancing(body: &Field<'_>, errs: &mut Errors) -> Option<LoadBalancing> {
     let mut fields = body.fields(errs);
-    let routing_key = fields.take("routing_key").and_then(|k| k.parsed(errs, routing_key));
+    let key = fields.take("routing_key");
+    let attributes = fields.take("routing_attributes");
+    let routing_key = routing_key_with_attributes(body, key, attributes, errs);
     let protocol = protocol(&fields.take_or_null("protocol"), errs);
     let resolver = fields.required("resolver", errs).and_then(|r| resolver(&r, errs));
     fields.unsupported(LB_UNSUPPORTED, errs);
     fields.finish(errs);
-    Some(LoadBalancing { routing_key: routing_key.unwrap_or_default(), protocol, resolver: resolver? })
+    Some(LoadBalancing { routing_key, protocol, resolver: resolver? })
 }
 
 /// `protocol`: only `otlp`, which is read even when absent (its TLS rule applies).
@@ -47,14 +49,52 @@ fn protocol(field: &Field<'_>, errs: &mut Errors) -> OtlpExporter {
     otlp
 }
 
+/// `routing_key`, and `routing_attributes`, which goes with `routing_key: attributes` only.
+fn routing_key_with_attributes(
+    body: &Field<'_>,
+    key: Option<Field<'_>>,
+    attributes: Option<Field<'_>>,
+    errs: &mut Errors,
+) -> Option<RoutingKey> {
+    let parsed = key.as_ref().and_then(|k| k.parsed(errs, routing_key));
+    match (parsed, attributes) {
+        (Some(RoutingKey::Attributes(_)), Some(list)) => routing_attributes(&list, errs).map(RoutingKey::Attributes),
+        (Some(RoutingKey::Attributes(_)), None) => {
+            body.fail(errs, "`routing_key: attributes` needs `routing_attributes`, e.g. [tenant, http.route]")
+        }
+        (_, Some(list)) => list.fail(errs, "`routing_attributes` applies only to `routing_key: attributes`"),
+        (parsed, None) => parsed,
+    }
+}
+
+/// `routing_attributes`: attribute keys, at least one, none twice.
+fn routing_attributes(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<String>> {
+    let items = field.list(errs)?;
+    if items.is_empty() {
+        return field.fail(errs, "list at least one attribute key");
+    }
+    let mut names: Vec<String> = Vec::new();
+    for item in items {
+        let name = item.string(errs)?.to_string();
+        if names.contains(&name) {
+            item.report(errs, format!("attribute `{name}` is listed more than once"));
+        }
+        names.push(name);
+    }
+    Some(names)
+}
+
+const ROUTING_KEYS: &str = "`traceID`, `service`, `resource`, `metric`, `streamID` or `attributes`";
+
 fn routing_key(text: &str) -> Result<RoutingKey, String> {
     match text {
         "traceID" => Ok(RoutingKey::TraceId),
         "service" => Ok(RoutingKey::Service),
-        "resource" | "metric" | "streamID" | "attributes" => {
-            Err(format!("routing_key `{text}` is not supported yet; use `traceID` or `service`"))
-        }
-        _ => Err(format!("unknown routing_key `{text}`; use `traceID` or `service`")),
+        "resource" => Ok(RoutingKey::Resource),
+        "metric" => Ok(RoutingKey::Metric),
+        "streamID" => Ok(RoutingKey::StreamId),
+        "attributes" => Ok(RoutingKey::Attributes(Vec::new())),
+        _ => Err(format!("unknown routing_key `{text}`; use {ROUTING_KEYS}")),
     }
 }
 

@@ -15,6 +15,7 @@ mod model;
 mod otlp;
 mod parse;
 mod receivers;
+mod routes;
 mod service;
 mod values;
 
@@ -32,6 +33,7 @@ pub use otlp::{DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
 };
+pub use routes::SignalRoute;
 pub use service::{CONNECTORS_NOT_SUPPORTED, EXTENSIONS_NOT_SUPPORTED, PROCESSORS_NOT_SUPPORTED};
 pub use values::{MAX_CORE, parse_component_id, parse_cores, parse_duration};
 
@@ -84,10 +86,12 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
     let declared = Declared { receivers: &receivers.declared, exporters: &exporters.declared };
     let service = service::service(&fields.take_or_null("service"), declared, errs);
     fields.finish(errs);
-    Config {
+    let config = Config {
         receivers: receivers.parsed,
         exporters: exporters.parsed,
         pipelines: service.pipelines,
         runtime: service.runtime,
-    }
+    };
+    routes::check(&config, errs);
+    config
 }

@@ -83,6 +83,19 @@ pub enum Signal {
     Logs,
 }
 
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// The config spelling (`traces`, `metrics`, `logs`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
 /// `service.pipelines.<signal>[/name]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
@@ -104,19 +117,67 @@ pub enum Exporter {
 /// `exporters.loadbalancing`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadBalancing {
-    pub routing_key: RoutingKey,
+    /// `None`: the default of each pipeline's signal (see `RoutingKey::default_for`).
+    pub routing_key: Option<RoutingKey>,
     pub protocol: OtlpExporter,
     pub resolver: Resolver,
 }
 
-/// What the ring is keyed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+impl LoadBalancing {
+    /// The key this exporter routes `signal` by.
+    pub fn key_for(&self, signal: Signal) -> RoutingKey {
+        self.routing_key.clone().unwrap_or_else(|| RoutingKey::default_for(signal))
+    }
+}
+
+/// What the ring is keyed by: the collector's `routing_key` values.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoutingKey {
-    /// All spans of a trace meet on one backend (default for traces).
-    #[default]
+    /// `traceID`: all spans of a trace (and logs carrying its id) meet on one backend.
     TraceId,
-    /// All data of one `service.name` meets on one backend.
+    /// `service`: all data of one `service.name` meets on one backend.
     Service,
+    /// `resource`: all data of one resource (its attribute set) meets on one backend.
+    Resource,
+    /// `metric`: all points of one metric name meet on one backend.
+    Metric,
+    /// `streamID`: each metric stream (resource, scope, metric, point attributes) has one
+    /// writer downstream.
+    StreamId,
+    /// `attributes` with `routing_attributes`: the listed attributes of the span, log record
+    /// or data point, else of its resource.
+    Attributes(Vec<String>),
+}
+
+impl RoutingKey {
+    /// The collector's defaults: `traceID` for traces, `service` for metrics and logs.
+    pub fn default_for(signal: Signal) -> RoutingKey {
+        match signal {
+            Signal::Traces => RoutingKey::TraceId,
+            Signal::Metrics | Signal::Logs => RoutingKey::Service,
+        }
+    }
+
+    /// Whether this key applies to `signal`.
+    pub fn applies_to(&self, signal: Signal) -> bool {
+        match self {
+            RoutingKey::TraceId => signal != Signal::Metrics,
+            RoutingKey::Metric | RoutingKey::StreamId => signal == Signal::Metrics,
+            RoutingKey::Service | RoutingKey::Resource | RoutingKey::Attributes(_) => true,
+        }
+    }
+
+    /// The config spelling.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RoutingKey::TraceId => "traceID",
+            RoutingKey::Service => "service",
+            RoutingKey::Resource => "resource",
+            RoutingKey::Metric => "metric",
+            RoutingKey::StreamId => "streamID",
+            RoutingKey::Attributes(_) => "attributes",
+        }
+    }
 }
 
 /// `protocol.otlp` of the load balancer, or a whole `otlp` exporter.

@@ -1,5 +1,10 @@
 //! Routing: what key an item has and which backend owns it.
 
+pub mod key;
 pub mod ring;
 
+pub use key::RouteKey;
 pub use ring::Ring;
+
+#[cfg(test)]
+pub mod oracle;

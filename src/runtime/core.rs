@@ -1,4 +1,4 @@
-//! One data-plane core: its listener, its connections, its pipeline, its backend pool.
+//! One data-plane core: its listeners, their connections, its pipelines and backend pools.
 //! It hears from the control plane only through its `Control` channel.
 
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use glommio::sync::Gate;
 use super::shutdown::Shutdown;
 use crate::config::{RoutingKey, Signal};
 use crate::exporter::{Backend, BackendSettings};
-use crate::grpc::{Status, TRACE_EXPORT};
+use crate::grpc::{Status, signal_of};
 use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
 use crate::receiver::{Pipeline, Topology};
@@ -35,40 +35,67 @@ pub enum Control {
     Shutdown { drain: Duration },
 }
 
-/// What a core needs to start.
+/// One OTLP/gRPC receiver endpoint, served on every core through SO_REUSEPORT.
 #[derive(Debug, Clone)]
-pub struct CoreSpec {
-    pub listen: SocketAddr,
-    pub routing_key: RoutingKey,
+pub struct ListenerSpec {
+    pub addr: SocketAddr,
     pub max_recv: usize,
     pub max_streams: u32,
+    /// Index into `CoreSpec::pipelines` for traces, metrics and logs (`Signal as usize`).
+    pub routes: [Option<usize>; 3],
+}
+
+/// One exporter: a backend pool per core, shared by the pipelines that use it.
+#[derive(Debug, Clone)]
+pub struct ExporterSpec {
     pub backends: Option<Arc<BackendSet>>,
     pub settings: BackendSettings,
 }
 
-/// The gateway's gRPC service on one core.
+/// One (signal, exporter) pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    pub signal: Signal,
+    pub key: RoutingKey,
+    /// Index into `CoreSpec::exporters`.
+    pub exporter: usize,
+}
+
+/// What a core needs to start.
+#[derive(Debug, Clone)]
+pub struct CoreSpec {
+    pub listeners: Vec<ListenerSpec>,
+    pub exporters: Vec<ExporterSpec>,
+    pub pipelines: Vec<PipelineSpec>,
+}
+
+/// The gateway's gRPC service on one listener of one core.
 pub struct GatewayService {
-    pub pipeline: Pipeline,
-    pub budget: ByteBudget,
+    routes: [Option<Rc<Pipeline>>; 3],
+    max_recv: usize,
+    budget: Rc<ByteBudget>,
 }
 
 impl GrpcService for GatewayService {
     type Method = Signal;
 
     fn route(&self, path: &str) -> Option<Signal> {
-        (path == TRACE_EXPORT).then_some(Signal::Traces)
+        signal_of(path).filter(|&s| self.routes[s as usize].is_some())
     }
 
     fn max_recv(&self) -> usize {
-        self.pipeline.max_recv
+        self.max_recv
     }
 
     fn budget(&self) -> &ByteBudget {
         &self.budget
     }
 
-    async fn call(&self, _method: Signal, framed: Bytes) -> Result<Bytes, Status> {
-        self.pipeline.export_traces(framed).await
+    async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
+        match &self.routes[signal as usize] {
+            Some(pipeline) => pipeline.export(framed).await,
+            None => Err(Status::new(crate::grpc::Code::Unimplemented, "no pipeline for this signal")),
+        }
     }
 }
 
@@ -79,30 +106,52 @@ pub fn topology(set: &BackendSet, settings: &BackendSettings) -> Topology {
     Topology { ring: set.ring.clone(), backends }
 }
 
+/// This core's pipelines, with one backend pool per exporter.
+fn pipelines(spec: &CoreSpec) -> Vec<Rc<Pipeline>> {
+    let pools: Vec<Option<Rc<Topology>>> =
+        spec.exporters.iter().map(|e| e.backends.as_deref().map(|s| Rc::new(topology(s, &e.settings)))).collect();
+    let pool = |i: usize| pools.get(i).cloned().flatten();
+    spec.pipelines.iter().map(|p| Rc::new(Pipeline::new(p.signal, &p.key, pool(p.exporter)))).collect()
+}
+
+fn service(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>) -> GatewayService {
+    let route = |s: usize| l.routes[s].and_then(|i| pipelines.get(i).cloned());
+    GatewayService { routes: [route(0), route(1), route(2)], max_recv: l.max_recv, budget: budget.clone() }
+}
+
+fn bind_all(spec: &CoreSpec) -> Result<Vec<TcpListener>, String> {
+    spec.listeners.iter().map(|l| TcpListener::bind(l.addr).map_err(|e| format!("bind {}: {e}", l.addr))).collect()
+}
+
 /// The core's main task. Binds before it returns its first await so the caller can wait for
 /// `ready`; returns when shut down and drained.
 pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::sync::mpsc::Sender<Result<(), String>>) {
-    let listener = match TcpListener::bind(spec.listen) {
+    let listeners = match bind_all(&spec) {
         Ok(l) => l,
-        Err(e) => {
-            let _ = ready.send(Err(format!("bind {}: {e}", spec.listen)));
-            return;
-        }
+        Err(e) => return drop(ready.send(Err(e))),
     };
     // Ready before connecting: the control plane connects its end only after every core is up.
     let _ = ready.send(Ok(()));
     let control = control.connect().await;
-    let topo = spec.backends.as_deref().map(|s| topology(s, &spec.settings));
-    let pipeline = Pipeline::new(spec.routing_key, spec.max_recv, topo);
-    let budget = ByteBudget::new(super::tuning::core_request_budget(spec.max_recv));
-    let service = Rc::new(GatewayService { pipeline, budget });
+    let pipelines = pipelines(&spec);
+    let max_recv = spec.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
+    let budget = Rc::new(ByteBudget::new(super::tuning::core_request_budget(max_recv)));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
-    let acceptor = glommio::spawn_local(serve(listener, service, spec.max_streams, shutdown.clone(), gate.clone()));
+    let acceptors: Vec<_> = listeners
+        .into_iter()
+        .zip(&spec.listeners)
+        .map(|(tcp, l)| {
+            let service = Rc::new(service(l, &pipelines, &budget));
+            glommio::spawn_local(serve(tcp, service, l.max_streams, shutdown.clone(), gate.clone()))
+        })
+        .collect();
     let drain = match control.recv().await {
         Some(Control::Shutdown { drain }) => drain,
         None => Duration::from_secs(10),
     };
     shutdown.trigger();
-    acceptor.await;
+    for a in acceptors {
+        a.await;
+    }
     let _ = glommio::timer::timeout(drain, gate.close()).await;
 }

@@ -10,16 +10,16 @@ use glommio::channels::shared_channel::{self, ConnectedSender, SharedSender};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
-use super::core::{self, BackendSet, Control, CoreSpec};
-use crate::config::{Config, Exporter, GrpcServer, HostPort};
+use super::core::{self, BackendSet, Control, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
+use crate::config::{ComponentId, Config, Exporter, GrpcServer, HostPort, RoutingKey, Signal};
 use crate::exporter::BackendSettings;
 use crate::routing::Ring;
 
 /// Why the gateway could not start. Reported before any traffic is accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("no traces pipeline with an OTLP/gRPC receiver is configured")]
-    NoTracesPipeline,
+    #[error("no pipeline has an OTLP/gRPC receiver")]
+    NoGrpcReceiver,
     #[error("the DNS resolver is not implemented in this version; use resolver.static")]
     DnsResolver,
     #[error("cannot resolve {what} `{addr}`: {reason}")]
@@ -34,8 +34,10 @@ pub enum StartError {
 
 /// A running gateway.
 pub struct Gateway {
-    /// The address the OTLP/gRPC receiver listens on (the real port when configured as 0).
+    /// The first OTLP/gRPC receiver's address (the real port when configured as 0).
     pub grpc_addr: SocketAddr,
+    /// Every OTLP/gRPC receiver and the address it listens on.
+    pub grpc_addrs: Vec<(ComponentId, SocketAddr)>,
     pub cores: Vec<usize>,
     stop: Arc<AtomicBool>,
     drain: Duration,
@@ -46,17 +48,18 @@ pub struct Gateway {
 impl Gateway {
     /// Starts on `cores` (all online cores when `None`); returns once every core listens.
     pub fn start(cfg: &Config, cores: Option<Vec<usize>>) -> Result<Gateway, StartError> {
-        let (receiver, exporter) = cfg.traces_route().ok_or(StartError::NoTracesPipeline)?;
-        let grpc = receiver.grpc.as_ref().ok_or(StartError::NoTracesPipeline)?;
         let cores = choose_cores(cores.or_else(|| cfg.runtime.cores.clone()))?;
-        let backends = backend_set(exporter)?;
-        let listen = resolve_one("receiver endpoint", &grpc.endpoint)?;
-        let reservation = reserve_port(listen)?;
-        let listen = reservation.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(listen);
-        let spec = core_spec(listen, grpc, exporter, backends);
+        let plan = plan(cfg)?;
+        let reservations = plan.listeners.iter().map(|l| reserve_port(l.addr)).collect::<Result<Vec<_>, _>>()?;
+        let mut spec = plan.spec;
+        for (l, r) in spec.listeners.iter_mut().zip(&reservations) {
+            l.addr = r.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(l.addr);
+        }
+        let grpc_addrs: Vec<_> = plan.ids.into_iter().zip(spec.listeners.iter().map(|l| l.addr)).collect();
         let mut gw = Gateway::spawn_cores(spec, cores)?;
-        drop(reservation);
-        gw.grpc_addr = listen;
+        drop(reservations);
+        gw.grpc_addr = grpc_addrs.first().map_or(gw.grpc_addr, |(_, a)| *a);
+        gw.grpc_addrs = grpc_addrs;
         Ok(gw)
     }
 
@@ -78,7 +81,8 @@ impl Gateway {
         let stop = Arc::new(AtomicBool::new(false));
         let drain = Duration::from_secs(10);
         let control = spawn_control(senders, stop.clone(), drain)?;
-        Ok(Gateway { grpc_addr: spec.listen, cores, stop, drain, control: Some(control), executors })
+        let grpc_addr = spec.listeners.first().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |l| l.addr);
+        Ok(Gateway { grpc_addr, grpc_addrs: Vec::new(), cores, stop, drain, control: Some(control), executors })
     }
 
     /// The flag that stops the gateway; signal handlers set it.
@@ -131,28 +135,82 @@ fn spawn_control(
         .map_err(|e| StartError::Cores(format!("control plane: {e}")))
 }
 
-fn core_spec(
-    listen: SocketAddr,
-    grpc: &GrpcServer,
-    exporter: &Exporter,
-    backends: Option<Arc<BackendSet>>,
-) -> CoreSpec {
+/// What the cores will run, derived from the config's routes.
+struct Plan {
+    spec: CoreSpec,
+    /// Receiver ids, indexed like `spec.listeners`.
+    ids: Vec<ComponentId>,
+    listeners: Vec<ListenerSpec>,
+}
+
+fn plan(cfg: &Config) -> Result<Plan, StartError> {
+    let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new() };
+    let (mut exporter_ids, mut ids) = (Vec::new(), Vec::new());
+    for route in cfg.routes() {
+        let (Some(receiver), Some(exporter)) = (cfg.receivers.get(&route.receiver), cfg.exporters.get(&route.exporter))
+        else {
+            continue;
+        };
+        let Some(grpc) = &receiver.grpc else { continue };
+        let e = index_of(&mut exporter_ids, &route.exporter, || exporter_spec(exporter), &mut spec.exporters)?;
+        let pipeline = PipelineSpec { signal: route.signal, key: routing_key(exporter, route.signal), exporter: e };
+        let p =
+            position_or_push(&mut spec.pipelines, pipeline, |a, b| a.signal == b.signal && a.exporter == b.exporter);
+        let l = index_of(&mut ids, &route.receiver, || listener_spec(grpc), &mut spec.listeners)?;
+        spec.listeners[l].routes[route.signal as usize] = Some(p);
+    }
+    if spec.listeners.is_empty() {
+        return Err(StartError::NoGrpcReceiver);
+    }
+    let listeners = spec.listeners.clone();
+    Ok(Plan { spec, ids, listeners })
+}
+
+/// The index of `id` in `ids`, building and pushing its value on first sight.
+fn index_of<T>(
+    ids: &mut Vec<ComponentId>,
+    id: &ComponentId,
+    build: impl FnOnce() -> Result<T, StartError>,
+    values: &mut Vec<T>,
+) -> Result<usize, StartError> {
+    if let Some(i) = ids.iter().position(|x| x == id) {
+        return Ok(i);
+    }
+    values.push(build()?);
+    ids.push(id.clone());
+    Ok(ids.len() - 1)
+}
+
+fn position_or_push<T>(values: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> bool) -> usize {
+    values.iter().position(|v| same(v, &value)).unwrap_or_else(|| {
+        values.push(value);
+        values.len() - 1
+    })
+}
+
+fn listener_spec(grpc: &GrpcServer) -> Result<ListenerSpec, StartError> {
+    let addr = resolve_one("receiver endpoint", &grpc.endpoint)?;
+    Ok(ListenerSpec {
+        addr,
+        max_recv: grpc.max_recv_msg_size,
+        max_streams: grpc.max_concurrent_streams,
+        routes: [None; 3],
+    })
+}
+
+fn exporter_spec(exporter: &Exporter) -> Result<ExporterSpec, StartError> {
     let protocol = match exporter {
         Exporter::LoadBalancing(lb) => &lb.protocol,
         Exporter::Otlp(otlp) => otlp,
     };
-    let routing_key = match exporter {
-        Exporter::LoadBalancing(lb) => lb.routing_key,
-        Exporter::Otlp(_) => Default::default(),
-    };
     let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
-    CoreSpec {
-        listen,
-        routing_key,
-        max_recv: grpc.max_recv_msg_size,
-        max_streams: grpc.max_concurrent_streams,
-        backends,
-        settings,
+    Ok(ExporterSpec { backends: backend_set(exporter)?, settings })
+}
+
+fn routing_key(exporter: &Exporter, signal: Signal) -> RoutingKey {
+    match exporter {
+        Exporter::LoadBalancing(lb) => lb.key_for(signal),
+        Exporter::Otlp(_) => RoutingKey::default_for(signal),
     }
 }
 

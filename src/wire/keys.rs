@@ -56,3 +56,44 @@ fn key_value(buf: &[u8], kv: Range<usize>) -> Result<(Range<usize>, Option<Range
     }
     Ok((key, value))
 }
+
+/// Appends `(key, value)` ranges of every `KeyValue` in field `field` of `buf[msg]`. The value
+/// range is the raw `AnyValue` message, so values of different types never compare equal.
+pub fn collect_attributes(
+    buf: &[u8],
+    msg: Range<usize>,
+    field: u32,
+    out: &mut Vec<(Range<usize>, Range<usize>)>,
+) -> Result<(), WireError> {
+    let mut r = Reader::new(buf, msg);
+    while let Some(f) = r.next_field()? {
+        if f.number == field {
+            let (k, v) = key_value(buf, f.len_payload()?)?;
+            out.push((k, v.unwrap_or(0..0)));
+        }
+    }
+    Ok(())
+}
+
+/// For each of `names`, the raw `AnyValue` of the first attribute (field `field` of
+/// `buf[msg]`) with that key, where `found` is still `None`.
+pub fn find_attributes(
+    buf: &[u8],
+    msg: Range<usize>,
+    field: u32,
+    names: &[Box<[u8]>],
+    found: &mut [Option<Range<usize>>],
+) -> Result<(), WireError> {
+    let mut r = Reader::new(buf, msg);
+    while let Some(f) = r.next_field()? {
+        if f.number != field {
+            continue;
+        }
+        let (k, v) = key_value(buf, f.len_payload()?)?;
+        let key = &buf[k];
+        if let Some(i) = names.iter().position(|n| &n[..] == key) {
+            found[i].get_or_insert(v.unwrap_or(0..0));
+        }
+    }
+    Ok(())
+}

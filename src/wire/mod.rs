@@ -4,11 +4,13 @@
 pub mod keys;
 pub mod partial;
 pub mod pb;
+pub mod points;
 pub mod split;
 pub mod walk;
 
 pub use pb::WireError;
-pub use split::{KeyLevel, Part, Route, Splitter};
+pub use points::MetricHead;
+pub use split::{KeyLevel, Keyer, Part, Route, Splitter};
 
 /// Bytes before a gRPC message: a compressed flag and a big-endian u32 length.
 pub const GRPC_PREFIX: usize = 5;

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::GRPC_PREFIX;
 use super::pb::{Reader, WireError, len_header_len, put_len_header};
+use super::points::MetricHead;
 
 /// A backend's share of one request: a complete gRPC message (5-byte prefix included).
 #[derive(Debug, Clone)]
@@ -26,17 +27,37 @@ pub struct Part {
     pub items: u32,
 }
 
-/// How items are keyed; decides which ranges the walker hands to the key function.
+/// How deep the walker goes to find keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLevel {
-    /// Each item (span, log record) routes by its own key.
-    Item,
     /// Every item of a resource routes by the resource's key.
     Resource,
+    /// Each item (span, log record, metric) routes by its own key.
+    Item,
+    /// Each metric data point routes by its own key; a metric whose points have several
+    /// owners is cut into one metric per owner (metrics only).
+    Point,
 }
 
-/// Extracts the routing key of an item or a resource, as a byte range of the request.
-pub type KeyFn = fn(&[u8], Range<usize>) -> Result<Range<usize>, WireError>;
+/// What the splitter asks of a routing key. All ranges index the request buffer. The walker
+/// calls `resource` before anything inside that resource, and `scope`/`metric` before the
+/// points inside them, so a keyer can keep per-resource context between calls.
+pub trait Keyer {
+    fn level(&self) -> KeyLevel;
+    /// Starts a resource (`Resource*` message payload).
+    fn resource(&mut self, buf: &[u8], resource: Range<usize>);
+    /// The current resource's key hash: the owner of `Resource`-level keys, and of scopes,
+    /// items and points that have no key of their own.
+    fn resource_hash(&mut self, buf: &[u8]) -> Result<u64, WireError>;
+    /// An item's key hash (`Item` level).
+    fn item(&mut self, buf: &[u8], item: Range<usize>) -> Result<u64, WireError>;
+    /// Starts a scope (`Scope*` message payload; `Point` level).
+    fn scope(&mut self, buf: &[u8], scope: Range<usize>) -> Result<(), WireError>;
+    /// Starts a metric (`Point` level); returns the hash that owns it when it has no points.
+    fn metric(&mut self, buf: &[u8], metric: &MetricHead) -> Result<u64, WireError>;
+    /// A data point's key hash (`Point` level).
+    fn point(&mut self, buf: &[u8], point: Range<usize>) -> Result<u64, WireError>;
+}
 
 #[derive(Debug, Clone)]
 struct Scope {
@@ -49,12 +70,15 @@ struct Scope {
 }
 
 #[derive(Debug, Clone)]
-struct Item {
-    scope: u32,
-    bytes: Range<u32>,
-    backend: u32,
+pub(super) struct Item {
+    pub scope: u32,
+    /// The item's whole field, in the request or (when `synth`) in `Splitter::synth`.
+    pub bytes: Range<u32>,
+    pub backend: u32,
     /// 0 for the stand-in item that carries an empty scope or resource to its backend.
-    count: u32,
+    pub count: u32,
+    /// A metric cut down to one owner's points, written by the splitter.
+    pub synth: bool,
 }
 
 /// `Item::backend` of an item whose owner is looked up after the walk.
@@ -70,24 +94,33 @@ pub struct Splitter {
     res_heads: Vec<Range<u32>>,
     scope_heads: Vec<Range<u32>>,
     scopes: Vec<Scope>,
-    items: Vec<Item>,
+    pub(super) items: Vec<Item>,
     order: Vec<u32>,
     /// Key hashes of items whose owner is looked up after the walk (`backend == PENDING`).
     hashes: Vec<u64>,
     counts: Vec<u32>,
     next: Vec<u32>,
     sizes: Vec<u32>,
+    /// Metrics cut per owner (`KeyLevel::Point`): written here, copied like input ranges.
+    pub(super) synth: Vec<u8>,
+    pub(super) metric_heads: Vec<Range<u32>>,
+    pub(super) data_heads: Vec<Range<u32>>,
+    /// The points of the metric being routed point by point.
+    pub(super) points: Vec<super::points::Point>,
 }
 
-/// The inputs of one split besides the request bytes.
+/// Where key hashes go: the ring lookup and the number of backends.
 pub struct Route<'r> {
-    pub level: KeyLevel,
-    pub key: KeyFn,
-    /// Hash of a key's bytes (empty bytes for a missing key).
-    pub hash: fn(&[u8]) -> u64,
     /// Backend index for a key hash. Must be `< backends`.
     pub owner: &'r dyn Fn(u64) -> usize,
     pub backends: usize,
+}
+
+impl Route<'_> {
+    #[inline]
+    pub(super) fn owner_of(&self, hash: u64) -> u32 {
+        (self.owner)(hash).min(self.backends.saturating_sub(1)) as u32
+    }
 }
 
 impl Splitter {
@@ -97,12 +130,18 @@ impl Splitter {
 
     /// Splits a framed gRPC message (`framed[5..]` is the request). When every item has one
     /// owner the input is passed through without a copy.
-    pub fn split(&mut self, framed: &Bytes, route: &Route<'_>, out: &mut Vec<Part>) -> Result<(), WireError> {
+    pub fn split<K: Keyer>(
+        &mut self,
+        framed: &Bytes,
+        key: &mut K,
+        route: &Route<'_>,
+        out: &mut Vec<Part>,
+    ) -> Result<(), WireError> {
         out.clear();
         if framed.len() > u32::MAX as usize {
             return Err(WireError::TooLarge(framed.len()));
         }
-        self.plan(framed, route)?;
+        self.plan(framed, key, route)?;
         self.resolve_owners(route);
         if let Some(only) = self.single_owner() {
             let items = self.items.iter().map(|i| i.count).sum();
@@ -116,12 +155,12 @@ impl Splitter {
 
     // ---- walking -------------------------------------------------------------------------
 
-    fn plan(&mut self, buf: &[u8], route: &Route<'_>) -> Result<(), WireError> {
+    fn plan<K: Keyer>(&mut self, buf: &[u8], key: &mut K, route: &Route<'_>) -> Result<(), WireError> {
         self.clear();
         let mut top = Reader::new(buf, GRPC_PREFIX..buf.len());
         while let Some(f) = top.next_field()? {
             if f.number == 1 {
-                self.walk_resource(buf, f.len_payload()?, route)?;
+                self.walk_resource(buf, f.len_payload()?, key, route)?;
             } else {
                 self.extras.push(r32(f.whole));
             }
@@ -137,20 +176,28 @@ impl Splitter {
         self.scopes.clear();
         self.items.clear();
         self.hashes.clear();
+        self.synth.clear();
     }
 
-    fn walk_resource(&mut self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<(), WireError> {
+    fn walk_resource<K: Keyer>(
+        &mut self,
+        buf: &[u8],
+        range: Range<usize>,
+        key: &mut K,
+        route: &Route<'_>,
+    ) -> Result<(), WireError> {
         let res = self.resources.len() as u32;
-        let owner = match route.level {
-            KeyLevel::Resource => Some(self.owner_of(buf, range.clone(), route)?),
-            KeyLevel::Item => None,
+        key.resource(buf, range.clone());
+        let owner = match key.level() {
+            KeyLevel::Resource => Some(route.owner_of(key.resource_hash(buf)?)),
+            KeyLevel::Item | KeyLevel::Point => None,
         };
         let (first_head, first_scope) = (self.res_heads.len(), self.scopes.len());
         self.resources.push((0..0, 0));
         let mut r = Reader::new(buf, range);
         while let Some(f) = r.next_field()? {
             if f.number == 2 {
-                self.walk_scope(buf, res, f.len_payload()?, owner, route)?;
+                self.walk_scope(buf, res, f.len_payload()?, owner, key, route)?;
             } else {
                 self.res_heads.push(r32(f.whole));
             }
@@ -158,70 +205,88 @@ impl Splitter {
         let heads = first_head as u32..self.res_heads.len() as u32;
         self.resources[res as usize] = (heads.clone(), span_len(&self.res_heads[first_head..]));
         if self.scopes.len() == first_scope {
-            self.stand_in_scope(res, owner, route);
+            let owner = self.owner_or_resource(owner, buf, key, route)?;
+            self.stand_in_scope(res, owner);
         }
         Ok(())
     }
 
-    fn walk_scope(
+    fn walk_scope<K: Keyer>(
         &mut self,
         buf: &[u8],
         resource: u32,
         range: Range<usize>,
-        owner: Option<usize>,
+        owner: Option<u32>,
+        key: &mut K,
         route: &Route<'_>,
     ) -> Result<(), WireError> {
         let scope = self.scopes.len() as u32;
         let (first_head, first_item) = (self.scope_heads.len(), self.items.len());
+        if key.level() == KeyLevel::Point {
+            key.scope(buf, range.clone())?;
+        }
         let mut r = Reader::new(buf, range);
         while let Some(f) = r.next_field()? {
             if f.number != 2 {
                 self.scope_heads.push(r32(f.whole));
                 continue;
             }
-            let backend = match owner {
-                Some(b) => b as u32,
-                None => self.defer_owner(buf, f.len_payload()?, route)?,
-            };
-            self.items.push(Item { scope, bytes: r32(f.whole), backend, count: 1 });
+            match (owner, key.level()) {
+                (Some(backend), _) => self.push_item(scope, r32(f.whole), backend),
+                (None, KeyLevel::Point) => self.walk_metric(buf, scope, &f, key, route)?,
+                (None, _) => {
+                    let backend = self.defer_owner(buf, f.len_payload()?, key)?;
+                    self.push_item(scope, r32(f.whole), backend);
+                }
+            }
         }
         let heads = first_head as u32..self.scope_heads.len() as u32;
         let head_len = span_len(&self.scope_heads[first_head..]);
         self.scopes.push(Scope { resource, heads, head_len, wrapper: true });
         if self.items.len() == first_item {
-            let backend = owner.unwrap_or_else(|| (route.owner)((route.hash)(&[])));
-            self.items.push(Item { scope, bytes: 0..0, backend: backend as u32, count: 0 });
+            let backend = self.owner_or_resource(owner, buf, key, route)?;
+            self.items.push(Item { scope, bytes: 0..0, backend, count: 0, synth: false });
         }
         Ok(())
     }
 
-    /// A resource with no scopes still travels: a stand-in scope and item carry it.
-    fn stand_in_scope(&mut self, resource: u32, owner: Option<usize>, route: &Route<'_>) {
-        let scope = self.scopes.len() as u32;
-        self.scopes.push(Scope { resource, heads: 0..0, head_len: 0, wrapper: false });
-        let backend = owner.unwrap_or_else(|| (route.owner)((route.hash)(&[]))) as u32;
-        self.items.push(Item { scope, bytes: 0..0, backend, count: 0 });
+    pub(super) fn push_item(&mut self, scope: u32, bytes: Range<u32>, backend: u32) {
+        self.items.push(Item { scope, bytes, backend, count: 1, synth: false });
     }
 
-    fn owner_of(&self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<usize, WireError> {
-        let key = (route.key)(buf, range)?;
-        Ok((route.owner)((route.hash)(&buf[key])).min(route.backends.saturating_sub(1)))
+    /// A resource with no scopes still travels: a stand-in scope and item carry it.
+    fn stand_in_scope(&mut self, resource: u32, backend: u32) {
+        let scope = self.scopes.len() as u32;
+        self.scopes.push(Scope { resource, heads: 0..0, head_len: 0, wrapper: false });
+        self.items.push(Item { scope, bytes: 0..0, backend, count: 0, synth: false });
+    }
+
+    /// The resource's owner when known, or the owner of the resource's own key.
+    fn owner_or_resource<K: Keyer>(
+        &self,
+        owner: Option<u32>,
+        buf: &[u8],
+        key: &mut K,
+        route: &Route<'_>,
+    ) -> Result<u32, WireError> {
+        match owner {
+            Some(b) => Ok(b),
+            None => Ok(route.owner_of(key.resource_hash(buf)?)),
+        }
     }
 
     /// Hashes an item's key now and looks its owner up after the walk: the lookups then run
     /// back to back, so their cache misses on the ring table overlap instead of queueing.
-    fn defer_owner(&mut self, buf: &[u8], range: Range<usize>, route: &Route<'_>) -> Result<u32, WireError> {
-        let key = (route.key)(buf, range)?;
-        self.hashes.push((route.hash)(&buf[key]));
+    fn defer_owner<K: Keyer>(&mut self, buf: &[u8], range: Range<usize>, key: &mut K) -> Result<u32, WireError> {
+        self.hashes.push(key.item(buf, range)?);
         Ok(PENDING)
     }
 
     fn resolve_owners(&mut self, route: &Route<'_>) {
-        let last = route.backends.saturating_sub(1);
         let mut hashes = self.hashes.iter();
         for it in self.items.iter_mut().filter(|it| it.backend == PENDING) {
             if let Some(&h) = hashes.next() {
-                it.backend = (route.owner)(h).min(last) as u32;
+                it.backend = route.owner_of(h);
             }
         }
     }
@@ -333,8 +398,9 @@ impl Splitter {
                 }
                 k += 1;
                 while i < slice.end && self.item_at(i).scope == scope_idx {
-                    let b = &self.item_at(i).bytes;
-                    out.extend_from_slice(&buf[b.start as usize..b.end as usize]);
+                    let it = self.item_at(i);
+                    let src = if it.synth { &self.synth[..] } else { buf };
+                    out.extend_from_slice(&src[it.bytes.start as usize..it.bytes.end as usize]);
                     i += 1;
                 }
             }
@@ -357,17 +423,17 @@ impl Splitter {
     }
 }
 
-fn copy_ranges(buf: &[u8], pool: &[Range<u32>], which: Range<u32>, out: &mut Vec<u8>) {
+pub(super) fn copy_ranges(buf: &[u8], pool: &[Range<u32>], which: Range<u32>, out: &mut Vec<u8>) {
     for r in &pool[which.start as usize..which.end as usize] {
         out.extend_from_slice(&buf[r.start as usize..r.end as usize]);
     }
 }
 
-fn span_len(ranges: &[Range<u32>]) -> u32 {
+pub(super) fn span_len(ranges: &[Range<u32>]) -> u32 {
     ranges.iter().map(|r| r.end - r.start).sum()
 }
 
 #[inline]
-fn r32(r: Range<usize>) -> Range<u32> {
+pub(super) fn r32(r: Range<usize>) -> Range<u32> {
     r.start as u32..r.end as u32
 }

@@ -8,8 +8,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use proptest::prelude::*;
 use prost::Message;
 
-use super::keys::{resource_service_name, span_trace_id};
 use super::split::{KeyLevel, Part, Route, Splitter};
+use crate::config::{RoutingKey, Signal};
+use crate::routing::{RouteKey, oracle};
 use crate::tools::spangen::{self, grpc_frame};
 
 /// One flattened entry: (resource without scopes, scope without spans, span).
@@ -23,15 +24,19 @@ fn hash(k: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(k)
 }
 
+fn trace_key() -> RouteKey {
+    RouteKey::new(Signal::Traces, &RoutingKey::TraceId)
+}
+
 fn split(req: &ExportTraceServiceRequest, level: KeyLevel, n: usize) -> Vec<Part> {
     let owner = owner_mod(n);
-    let key = match level {
-        KeyLevel::Item => span_trace_id,
-        KeyLevel::Resource => resource_service_name,
+    let mut key = match level {
+        KeyLevel::Resource => RouteKey::new(Signal::Traces, &RoutingKey::Service),
+        _ => trace_key(),
     };
-    let route = Route { level, key, hash, owner: &owner, backends: n };
+    let route = Route { owner: &owner, backends: n };
     let mut out = vec![];
-    Splitter::new().split(&grpc_frame(&req.encode_to_vec()), &route, &mut out).unwrap();
+    Splitter::new().split(&grpc_frame(&req.encode_to_vec()), &mut key, &route, &mut out).unwrap();
     out
 }
 
@@ -55,19 +60,11 @@ fn flatten(req: &ExportTraceServiceRequest) -> Vec<Entry> {
     out
 }
 
-fn service_of(rs: &ResourceSpans) -> Vec<u8> {
-    let attrs = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
-    let kv = attrs.iter().find(|kv| kv.key == "service.name");
-    match kv.and_then(|kv| kv.value.as_ref()).and_then(|v| v.value.as_ref()) {
-        Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => s.clone().into_bytes(),
-        _ => vec![],
-    }
-}
-
-fn entry_key(e: &Entry, level: KeyLevel) -> Vec<u8> {
-    match level {
-        KeyLevel::Resource => service_of(&e.0),
-        KeyLevel::Item => e.2.as_ref().map(|s| s.trace_id.clone()).unwrap_or_default(),
+/// The key hash the oracle gives an entry; empty scopes and resources go with their resource.
+fn entry_hash(e: &Entry, level: KeyLevel) -> u64 {
+    match (&e.2, level) {
+        (Some(span), KeyLevel::Item) => oracle::trace_id(&span.trace_id, &e.0.resource),
+        _ => oracle::service(&e.0.resource),
     }
 }
 
@@ -81,8 +78,7 @@ fn check_partition(req: &ExportTraceServiceRequest, level: KeyLevel, n: usize) {
         let len = u32::from_be_bytes([p.framed[1], p.framed[2], p.framed[3], p.framed[4]]) as usize;
         assert_eq!(len + 5, p.framed.len(), "gRPC length prefix");
         let got = flatten(&ExportTraceServiceRequest::decode(&p.framed[5..]).unwrap());
-        let want: Vec<Entry> =
-            input.iter().filter(|e| owner(hash(&entry_key(e, level))) == p.backend).cloned().collect();
+        let want: Vec<Entry> = input.iter().filter(|e| owner(entry_hash(e, level)) == p.backend).cloned().collect();
         assert_eq!(got, want, "backend {}", p.backend);
         assert_eq!(p.items as usize, got.iter().filter(|e| e.2.is_some()).count());
         seen += got.len();
@@ -140,9 +136,9 @@ proptest! {
     #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), n in 1usize..4) {
         let owner = owner_mod(n);
-        let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: n };
+        let route = Route { owner: &owner, backends: n };
         let mut out = vec![];
-        let _ = Splitter::new().split(&grpc_frame(&bytes), &route, &mut out);
+        let _ = Splitter::new().split(&grpc_frame(&bytes), &mut trace_key(), &route, &mut out);
     }
 }
 
@@ -159,9 +155,9 @@ fn realistic_request_splits_across_backends() {
 fn one_owner_passes_the_input_through_without_copying() {
     let framed = grpc_frame(&spangen::request("a", 10, 10, 1).encode_to_vec());
     let owner = owner_mod(3);
-    let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: 3 };
+    let route = Route { owner: &owner, backends: 3 };
     let mut out = vec![];
-    Splitter::new().split(&framed, &route, &mut out).unwrap();
+    Splitter::new().split(&framed, &mut trace_key(), &route, &mut out).unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].framed.as_ptr(), framed.as_ptr());
 }
@@ -212,9 +208,9 @@ fn go_field_order_and_unknown_fields_survive_verbatim() {
         .collect();
     let framed = grpc_frame(&hand_request(&spans, &unknown));
     let owner = owner_mod(4);
-    let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: 4 };
+    let route = Route { owner: &owner, backends: 4 };
     let mut out = vec![];
-    Splitter::new().split(&framed, &route, &mut out).unwrap();
+    Splitter::new().split(&framed, &mut trace_key(), &route, &mut out).unwrap();
     assert_eq!(out.len(), 4);
     for (i, s) in spans.iter().enumerate() {
         let id = spangen::trace_id(5, i as u64);
@@ -231,12 +227,12 @@ fn go_field_order_and_unknown_fields_survive_verbatim() {
 #[test]
 fn malformed_requests_are_errors() {
     let owner = owner_mod(2);
-    let route = Route { level: KeyLevel::Item, key: span_trace_id, hash, owner: &owner, backends: 2 };
+    let route = Route { owner: &owner, backends: 2 };
     let mut out = vec![];
     let cases: &[&[u8]] =
         &[&[0x0a, 0x05, 0x12], &[0x0a, 0x02, 0x12, 0x05], &[0x0a, 0x04, 0x12, 0x02, 0x12, 0x07], &[0x0f]];
     for c in cases {
-        assert!(Splitter::new().split(&grpc_frame(c), &route, &mut out).is_err(), "{c:?}");
+        assert!(Splitter::new().split(&grpc_frame(c), &mut trace_key(), &route, &mut out).is_err(), "{c:?}");
     }
 }
 

@@ -39,7 +39,7 @@ receivers:
   zipkin:
 exporters:
   loadbalancing:
-    routing_key: resource
+    routing_key: traceId
     protocol:
       otlp:
         tls:

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{errors_of, ok, one_error, with_exporters};
-use crate::config::{Compression, Exporter, HostPort, OtlpExporter, Resolver, TLS_NOT_SUPPORTED};
+use crate::config::{Compression, Exporter, HostPort, OtlpExporter, Resolver, RoutingKey, Signal, TLS_NOT_SUPPORTED};
 
 const INSECURE: &str = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n";
 
@@ -135,8 +135,8 @@ fn protocol_keys() {
 fn load_balancer_keys() {
     let resolver = "    resolver:\n      static:\n        hostnames: [a]\n";
     let cases = [
-        ("routing_key: resource", "routing_key", "not supported yet"),
-        ("routing_key: streamID", "routing_key", "not supported yet"),
+        ("routing_attributes: [a]", "routing_attributes", "applies only to `routing_key: attributes`"),
+        ("routing_key: service\n    routing_attributes: [a]", "routing_attributes", "applies only to"),
         ("routing_key: traceid", "routing_key", "unknown routing_key"),
         ("timeout: 1s", "timeout", "not supported"),
         ("retry_on_failure: {}", "retry_on_failure", "not supported"),
@@ -257,7 +257,7 @@ service:
       exporters: [otlp]
     traces/2:
       receivers: [otlp]
-      exporters: [loadbalancing, otlp]
+      exporters: [loadbalancing]
     traces:
       receivers: [otlp/b]
       exporters: [otlp]
@@ -272,4 +272,86 @@ service:
     let no_traces = yaml.replace("traces/2:", "logs:").replace("traces:", "logs/x:");
     assert_eq!(ok(&no_traces).traces_route(), None);
     assert!(errors_of(&yaml.replace("[otlp/b]", "[otlp/c]")).len() == 2);
+}
+
+fn lb_pipeline_yaml(lb_body: &str, signal: &str) -> String {
+    format!(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n\
+         exporters:\n  loadbalancing:\n{lb_body}    protocol: {{otlp: {{tls: {{insecure: true}}}}}}\n    resolver: {{static: {{hostnames: [a]}}}}\n\
+         service:\n  pipelines:\n    {signal}:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n"
+    )
+}
+
+#[test]
+fn every_routing_key_parses_for_the_signals_it_applies_to() {
+    let cases: &[(&str, &[&str], RoutingKey)] = &[
+        ("traceID", &["traces", "logs"], RoutingKey::TraceId),
+        ("service", &["traces", "metrics", "logs"], RoutingKey::Service),
+        ("resource", &["traces", "metrics", "logs"], RoutingKey::Resource),
+        ("metric", &["metrics"], RoutingKey::Metric),
+        ("streamID", &["metrics"], RoutingKey::StreamId),
+    ];
+    for (key, signals, want) in cases {
+        for signal in ["traces", "metrics", "logs"] {
+            let yaml = lb_pipeline_yaml(&format!("    routing_key: {key}\n"), signal);
+            if signals.contains(&signal) {
+                let Exporter::LoadBalancing(lb) = ok(&yaml).exporters.values().next().cloned().unwrap() else {
+                    panic!("not a load balancer")
+                };
+                assert_eq!(lb.routing_key.as_ref(), Some(want), "{key} on {signal}");
+            } else {
+                let (path, message) = one_error(&yaml);
+                assert_eq!(path, "exporters.loadbalancing.routing_key", "{key} on {signal}");
+                assert!(message.contains(&format!("does not apply to {signal}")), "{message}");
+            }
+        }
+    }
+}
+
+#[test]
+fn routing_attributes_go_with_the_attributes_key() {
+    let yaml = lb_pipeline_yaml("    routing_key: attributes\n    routing_attributes: [tenant, http.route]\n", "logs");
+    let Exporter::LoadBalancing(lb) = ok(&yaml).exporters.values().next().cloned().unwrap() else { panic!() };
+    assert_eq!(lb.routing_key, Some(RoutingKey::Attributes(vec!["tenant".into(), "http.route".into()])));
+    let (path, message) = one_error(&lb_pipeline_yaml("    routing_key: attributes\n", "traces"));
+    assert_eq!(path, "exporters.loadbalancing");
+    assert!(message.contains("needs `routing_attributes`"), "{message}");
+    let dup = lb_pipeline_yaml("    routing_key: attributes\n    routing_attributes: [a, b, a]\n", "traces");
+    assert_eq!(one_error(&dup).0, "exporters.loadbalancing.routing_attributes[2]");
+    let empty = lb_pipeline_yaml("    routing_key: attributes\n    routing_attributes: []\n", "traces");
+    assert_eq!(one_error(&empty).0, "exporters.loadbalancing.routing_attributes");
+}
+
+#[test]
+fn default_keys_follow_the_signal() {
+    let lb = |signal| {
+        let Exporter::LoadBalancing(lb) = ok(&lb_pipeline_yaml("", signal)).exporters.values().next().cloned().unwrap()
+        else {
+            panic!()
+        };
+        lb
+    };
+    assert_eq!(lb("traces").key_for(Signal::Traces), RoutingKey::TraceId);
+    assert_eq!(lb("metrics").key_for(Signal::Metrics), RoutingKey::Service);
+    assert_eq!(lb("logs").key_for(Signal::Logs), RoutingKey::Service);
+}
+
+#[test]
+fn fan_out_and_double_feeding_are_refused() {
+    let two = lb_pipeline_yaml("", "traces")
+        .replace("exporters: [loadbalancing]", "exporters: [loadbalancing, otlp]")
+        .replace(
+            "exporters:\n  loadbalancing:",
+            "exporters:\n  otlp:\n    endpoint: a:1\n    tls: {insecure: true}\n  loadbalancing:",
+        );
+    let (path, message) = one_error(&two);
+    assert_eq!(path, "service.pipelines.traces.exporters");
+    assert!(message.contains("list one exporter"), "{message}");
+    let twice = format!(
+        "{}    traces/b:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n",
+        lb_pipeline_yaml("", "traces")
+    );
+    let (path, message) = one_error(&twice);
+    assert_eq!(path, "service.pipelines.traces/b.receivers");
+    assert!(message.contains("already feeds another traces pipeline"), "{message}");
 }

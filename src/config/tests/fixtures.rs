@@ -58,7 +58,7 @@ fn check_doc_common(yaml: &str, exporter: &str) {
 fn doc_static_example() {
     check_doc_common(STATIC, "loadbalancing");
     let lb = lb(STATIC);
-    assert_eq!(lb.routing_key, RoutingKey::TraceId);
+    assert_eq!(lb.key_for(Signal::Traces), RoutingKey::TraceId);
     let expected = vec![
         hp("collector-1.example.com", 4317),
         hp("collector-2.example.com", 5317),
@@ -74,7 +74,7 @@ fn doc_static_example() {
 fn doc_dns_example() {
     check_doc_common(DNS, "loadbalancing");
     let lb = lb(DNS);
-    assert_eq!(lb.routing_key, RoutingKey::TraceId);
+    assert_eq!(lb.key_for(Signal::Traces), RoutingKey::TraceId);
     let expected = Resolver::Dns {
         hostname: "collectors.example.com".into(),
         port: 4317,
@@ -89,7 +89,7 @@ fn doc_dns_example() {
 fn doc_dns_service_example() {
     check_doc_common(DNS_SERVICE, "loadbalancing");
     let lb = lb(DNS_SERVICE);
-    assert_eq!(lb.routing_key, RoutingKey::Service);
+    assert_eq!(lb.routing_key, Some(RoutingKey::Service));
     let expected = Resolver::Dns {
         hostname: "collectors.example.com".into(),
         port: 5317,

@@ -1,0 +1,159 @@
+//! Metrics routed per data point (`KeyLevel::Point`), as `streamID` and point `attributes`
+//! keys need. A metric whose points all have one owner travels verbatim; otherwise it is cut
+//! into one metric per owner: the metric's other fields and its data type's other fields are
+//! copied into each cut, followed by that owner's points, all verbatim.
+
+use std::ops::Range;
+
+use super::pb::{Field, Reader, WT_VARINT, WireError, len_header_len, put_len_header, read_varint};
+use super::split::{Item, Keyer, Route, Splitter, r32, span_len};
+
+/// `Metric.data` oneof field numbers: gauge, sum, histogram, exponential histogram, summary.
+const DATA_FIELDS: [u32; 5] = [5, 7, 9, 10, 11];
+
+/// What identifies a metric's streams besides resource, scope and point attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricHead {
+    pub name: Range<usize>,
+    pub unit: Range<usize>,
+    /// The `Metric.data` field number in use (see `DATA_FIELDS`); 0 when the metric has none.
+    pub data: u32,
+    /// `aggregation_temporality` of sums and histograms (0 when absent).
+    pub temporality: u64,
+    pub monotonic: bool,
+}
+
+impl MetricHead {
+    /// Field number of `attributes` in this metric's data points.
+    pub fn point_attributes_field(&self) -> u32 {
+        match self.data {
+            9 => 9,
+            10 => 1,
+            _ => 7,
+        }
+    }
+}
+
+/// One data point of the metric being split.
+#[derive(Debug, Clone)]
+pub(super) struct Point {
+    owner: u32,
+    whole: Range<u32>,
+    payload_start: u32,
+}
+
+impl Splitter {
+    /// Routes one metric (`field` of a `Scope*` message) point by point.
+    pub(super) fn walk_metric<K: Keyer>(
+        &mut self,
+        buf: &[u8],
+        scope: u32,
+        field: &Field,
+        key: &mut K,
+        route: &Route<'_>,
+    ) -> Result<(), WireError> {
+        let head = self.read_metric(buf, field.len_payload()?)?;
+        let empty_owner = route.owner_of(key.metric(buf, &head)?);
+        for p in self.points.iter_mut() {
+            p.owner = route.owner_of(key.point(buf, p.payload_start as usize..p.whole.end as usize)?);
+        }
+        let first = self.points.first().map_or(empty_owner, |p| p.owner);
+        if self.points.iter().all(|p| p.owner == first) {
+            self.push_item(scope, r32(field.whole.clone()), first);
+        } else {
+            self.cut_metric(buf, scope, head.data);
+        }
+        Ok(())
+    }
+
+    /// Reads a metric's fields into `metric_heads`, `data_heads` and `points`.
+    fn read_metric(&mut self, buf: &[u8], metric: Range<usize>) -> Result<MetricHead, WireError> {
+        self.metric_heads.clear();
+        self.data_heads.clear();
+        self.points.clear();
+        let mut head = MetricHead::default();
+        let mut data = None;
+        let mut r = Reader::new(buf, metric);
+        while let Some(f) = r.next_field()? {
+            match f.number {
+                1 => head.name = f.len_payload()?,
+                3 => head.unit = f.len_payload()?,
+                n if DATA_FIELDS.contains(&n) => {
+                    // A repeated oneof member: the last one wins, the earlier ones travel as is.
+                    if let Some(earlier) = data.replace(f.clone()) {
+                        self.metric_heads.push(r32(earlier.whole));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            self.metric_heads.push(r32(f.whole));
+        }
+        if let Some(d) = data {
+            head.data = d.number;
+            self.read_data(buf, d.len_payload()?, &mut head)?;
+        }
+        Ok(head)
+    }
+
+    /// Reads a `Gauge`/`Sum`/`Histogram`/`ExponentialHistogram`/`Summary`.
+    fn read_data(&mut self, buf: &[u8], data: Range<usize>, head: &mut MetricHead) -> Result<(), WireError> {
+        let mut r = Reader::new(buf, data);
+        while let Some(f) = r.next_field()? {
+            match (f.number, f.wire) {
+                (1, _) => {
+                    let payload = f.len_payload()?;
+                    let point = Point { owner: 0, whole: r32(f.whole), payload_start: payload.start as u32 };
+                    self.points.push(point);
+                    continue;
+                }
+                (2, WT_VARINT) => head.temporality = varint_value(buf, &f)?,
+                (3, WT_VARINT) if head.data == 7 => head.monotonic = varint_value(buf, &f)? != 0,
+                _ => {}
+            }
+            self.data_heads.push(r32(f.whole));
+        }
+        Ok(())
+    }
+
+    /// Writes one metric per owner into `synth`, each an item of that owner.
+    fn cut_metric(&mut self, buf: &[u8], scope: u32, data_field: u32) {
+        self.points.sort_by_key(|p| p.owner);
+        let mut lo = 0;
+        while lo < self.points.len() {
+            let owner = self.points[lo].owner;
+            let hi = lo + self.points[lo..].iter().take_while(|p| p.owner == owner).count();
+            let bytes = self.write_cut(buf, lo..hi, data_field);
+            self.items.push(Item { scope, bytes, backend: owner, count: 1, synth: true });
+            lo = hi;
+        }
+    }
+
+    fn write_cut(&mut self, buf: &[u8], points: Range<usize>, data_field: u32) -> Range<u32> {
+        let points = &self.points[points];
+        let data_len = span_len(&self.data_heads) as usize
+            + points.iter().map(|p| (p.whole.end - p.whole.start) as usize).sum::<usize>();
+        let metric_len = span_len(&self.metric_heads) as usize + len_header_len(data_len) + data_len;
+        let start = self.synth.len();
+        put_len_header(&mut self.synth, 2, metric_len);
+        extend(&mut self.synth, buf, &self.metric_heads);
+        put_len_header(&mut self.synth, data_field, data_len);
+        extend(&mut self.synth, buf, &self.data_heads);
+        for p in points {
+            self.synth.extend_from_slice(&buf[p.whole.start as usize..p.whole.end as usize]);
+        }
+        start as u32..self.synth.len() as u32
+    }
+}
+
+fn extend(out: &mut Vec<u8>, buf: &[u8], ranges: &[Range<u32>]) {
+    for r in ranges {
+        out.extend_from_slice(&buf[r.start as usize..r.end as usize]);
+    }
+}
+
+/// The value of a varint field.
+pub fn varint_value(buf: &[u8], f: &Field) -> Result<u64, WireError> {
+    let (_, tag_len) = read_varint(buf, f.whole.start)?;
+    Ok(read_varint(buf, f.whole.start + tag_len)?.0)
+}

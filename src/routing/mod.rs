@@ -7,4 +7,6 @@ pub use key::RouteKey;
 pub use ring::Ring;
 
 #[cfg(test)]
+mod key_tests;
+#[cfg(test)]
 pub mod oracle;

@@ -3,5 +3,6 @@
 
 pub mod demo;
 pub mod loadgen;
+pub mod signalgen;
 pub mod sink;
 pub mod spangen;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::{errors_of, ok};
 use crate::config::{
-    ComponentId, Compression, Exporter, HostPort, LoadBalancing, Resolver, RoutingKey, Signal, load_file,
+    ComponentId, Compression, DnsRecordType, DnsResolver, Exporter, HostPort, LoadBalancing, Resolver, RoutingKey,
+    Signal, load_file,
 };
 
 const STATIC: &str = include_str!("../../../tests/fixtures/config/gateway-static.yaml");
@@ -75,12 +76,14 @@ fn doc_dns_example() {
     check_doc_common(DNS, "loadbalancing");
     let lb = lb(DNS);
     assert_eq!(lb.routing_key, RoutingKey::TraceId);
-    let expected = Resolver::Dns {
+    let expected = Resolver::Dns(DnsResolver {
         hostname: "collectors.example.com".into(),
         port: 4317,
         interval: Duration::from_secs(5),
         timeout: Duration::from_secs(1),
-    };
+        nameserver: None,
+        record_type: DnsRecordType::Ip,
+    });
     assert_eq!(lb.resolver, expected);
     assert_eq!(Exporter::LoadBalancing(lb).static_backends(), None);
 }
@@ -90,12 +93,14 @@ fn doc_dns_service_example() {
     check_doc_common(DNS_SERVICE, "loadbalancing");
     let lb = lb(DNS_SERVICE);
     assert_eq!(lb.routing_key, RoutingKey::Service);
-    let expected = Resolver::Dns {
+    let expected = Resolver::Dns(DnsResolver {
         hostname: "collectors.example.com".into(),
         port: 5317,
         interval: Duration::from_secs(5),
         timeout: Duration::from_secs(1),
-    };
+        nameserver: None,
+        record_type: DnsRecordType::Ip,
+    });
     assert_eq!(lb.resolver, expected);
 }
 

@@ -2,6 +2,7 @@
 //! realistic span generator they share with tests and benches.
 
 pub mod demo;
+pub mod dnsserver;
 pub mod loadgen;
 pub mod sink;
 pub mod spangen;

@@ -105,6 +105,20 @@ fn doc_dns_service_example() {
 }
 
 #[test]
+fn dns_consul_srv_example() {
+    let lb = lb(include_str!("../../../tests/fixtures/config/gateway-dns-consul.yaml"));
+    let expected = Resolver::Dns(DnsResolver {
+        hostname: "_otlp._tcp.collectors.service.consul".into(),
+        port: 4317,
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_millis(500),
+        nameserver: Some("127.0.0.1:8600".parse().unwrap()),
+        record_type: DnsRecordType::Srv,
+    });
+    assert_eq!(lb.resolver, expected);
+}
+
+#[test]
 fn doc_examples_with_load_balancing_alias_are_equivalent() {
     let pairs = [
         (STATIC, include_str!("../../../tests/fixtures/config/gateway-static-load_balancing.yaml")),
@@ -174,6 +188,7 @@ fn load_file_reads_fixtures() {
         "gateway-dns-load_balancing.yaml",
         "gateway-dns-service-load_balancing.yaml",
         "local-static.yaml",
+        "gateway-dns-consul.yaml",
     ];
     for name in names {
         if let Err(errors) = load_file(&fixture_path(name)) {

@@ -8,7 +8,8 @@ use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConf
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::{IntoName, Name, ResolveError, TokioResolver};
+use hickory_resolver::{IntoName, ResolveError, TokioResolver};
+use tokio::task::{JoinError, JoinSet};
 
 use super::{LookupError, SpawnError};
 use crate::config::{DnsRecordType, DnsResolver};
@@ -67,33 +68,41 @@ impl Lookup {
         self.resolver.clear_cache();
         let work = async {
             match self.record_type {
-                DnsRecordType::Ip => self.addresses(self.hostname.as_str(), self.port).await,
+                DnsRecordType::Ip => addresses(self.resolver.clone(), self.hostname.clone(), self.port).await,
                 DnsRecordType::Srv => self.srv().await,
             }
         };
         tokio::time::timeout(self.timeout, work).await.map_err(|_| LookupError::Timeout(self.timeout))?
     }
 
-    /// A and AAAA records of `name`, asked at once, each address at `port`.
-    async fn addresses<N: IntoName + Clone>(&self, name: N, port: u16) -> Result<Vec<SocketAddr>, LookupError> {
-        let (v4, v6) = zip(self.resolver.ipv4_lookup(name.clone()), self.resolver.ipv6_lookup(name)).await;
-        let v4 = answered(v4, "A")?.into_iter().flat_map(|l| l.into_iter().map(|a| IpAddr::V4(a.0)));
-        let v6 = answered(v6, "AAAA")?.into_iter().flat_map(|l| l.into_iter().map(|a| IpAddr::V6(a.0)));
-        Ok(v4.chain(v6).map(|ip| SocketAddr::new(ip, port)).collect())
-    }
-
-    /// SRV records of the hostname, then each target's addresses at the record's port.
+    /// SRV records of the hostname, then every target's addresses (all at once) at the record's
+    /// port. Dropping this future (timeout, stop) aborts the target lookups with the `JoinSet`.
     async fn srv(&self) -> Result<Vec<SocketAddr>, LookupError> {
         let records = answered(self.resolver.srv_lookup(self.hostname.as_str()).await, "SRV")?;
-        let targets: Vec<(Name, u16)> =
-            records.iter().flat_map(|l| l.iter().map(|s| (s.target().clone(), s.port()))).collect();
-        let mut backends = Vec::new();
+        let mut lookups = JoinSet::new();
         // Target "." means "no service here" (RFC 2782).
-        for (target, port) in targets.into_iter().filter(|(t, _)| !t.is_root()) {
-            backends.extend(self.addresses(target, port).await?);
+        for srv in records.iter().flat_map(|l| l.iter()).filter(|s| !s.target().is_root()) {
+            lookups.spawn(addresses(self.resolver.clone(), srv.target().clone(), srv.port()));
+        }
+        let mut backends = Vec::new();
+        while let Some(joined) = lookups.join_next().await {
+            let lost = |e: JoinError| Err(LookupError::Query { record: "SRV target", reason: e.to_string() });
+            backends.extend(joined.unwrap_or_else(lost)?);
         }
         Ok(backends)
     }
+}
+
+/// A and AAAA records of `name`, asked at once, each address at `port`.
+async fn addresses<N: IntoName + Clone>(
+    resolver: TokioResolver,
+    name: N,
+    port: u16,
+) -> Result<Vec<SocketAddr>, LookupError> {
+    let (v4, v6) = zip(resolver.ipv4_lookup(name.clone()), resolver.ipv6_lookup(name)).await;
+    let v4 = answered(v4, "A")?.into_iter().flat_map(|l| l.into_iter().map(|a| IpAddr::V4(a.0)));
+    let v6 = answered(v6, "AAAA")?.into_iter().flat_map(|l| l.into_iter().map(|a| IpAddr::V6(a.0)));
+    Ok(v4.chain(v6).map(|ip| SocketAddr::new(ip, port)).collect())
 }
 
 /// A query's records; `None` when the server answered that there are none (NXDOMAIN or an

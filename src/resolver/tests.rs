@@ -74,12 +74,40 @@ fn wait_for(mut done: impl FnMut() -> bool) {
     }
 }
 
+/// `ips` at port 4317, sorted: what the resolver reports for them.
+fn at_4317(list: &[&str]) -> Vec<SocketAddr> {
+    let mut want: Vec<SocketAddr> = ips(list).into_iter().map(|ip| SocketAddr::new(ip, 4317)).collect();
+    want.sort_unstable();
+    want
+}
+
+/// A server where `NAME` has `list`, and a resolver that has delivered that list.
+fn resolving(list: &[&str]) -> (DnsServer, Watch) {
+    let dns = DnsServer::start().unwrap();
+    dns.set_ips(NAME, &ips(list));
+    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
+    assert_eq!(watch.next(), at_4317(list));
+    (dns, watch)
+}
+
+const SRV: &str = "_otlp._tcp.collectors.test";
+
+/// A server with an SRV record per `(port, target, ips)` (no `ips`: the target does not exist),
+/// and a resolver asking for SRV.
+fn srv_resolving(targets: &[(u16, &str, &[&str])]) -> (DnsServer, Watch) {
+    let dns = DnsServer::start().unwrap();
+    let records: Vec<(u16, &str)> = targets.iter().map(|(port, target, _)| (*port, *target)).collect();
+    dns.set_srv(SRV, &records);
+    for (_, target, list) in targets.iter().filter(|(_, _, list)| !list.is_empty()) {
+        dns.set_ips(target, &ips(list));
+    }
+    let watch = Watch::start(&cfg(&dns, SRV, DnsRecordType::Srv));
+    (dns, watch)
+}
+
 #[test]
 fn initial_resolution_reads_a_and_aaaa() {
-    let dns = DnsServer::start().unwrap();
-    dns.set_ips(NAME, &ips(&["127.0.0.3", "::1", "127.0.0.2"]));
-    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
-    assert_eq!(watch.next(), addrs(&["127.0.0.2:4317", "127.0.0.3:4317", "[::1]:4317"]));
+    let (_dns, watch) = resolving(&["127.0.0.3", "::1", "127.0.0.2"]);
     watch.quiet_for(3);
     let stats = watch.handle.stats();
     assert_eq!((stats.updates, stats.failures), (1, 0));
@@ -87,15 +115,11 @@ fn initial_resolution_reads_a_and_aaaa() {
 
 #[test]
 fn added_removed_and_replaced_records_give_one_update_each() {
-    let dns = DnsServer::start().unwrap();
-    dns.set_ips(NAME, &ips(&["127.0.0.2"]));
-    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
-    assert_eq!(watch.next(), addrs(&["127.0.0.2:4317"]));
+    let (dns, watch) = resolving(&["127.0.0.2"]);
     let steps: [&[&str]; 3] = [&["127.0.0.2", "127.0.0.3"], &["127.0.0.3"], &["127.0.0.4"]];
     for step in steps {
         dns.set_ips(NAME, &ips(step));
-        let want: Vec<SocketAddr> = ips(step).into_iter().map(|ip| SocketAddr::new(ip, 4317)).collect();
-        assert_eq!(watch.next(), want, "{step:?}");
+        assert_eq!(watch.next(), at_4317(step), "{step:?}");
         watch.quiet_for(3);
     }
     assert_eq!(watch.handle.stats().updates, 4);
@@ -103,20 +127,14 @@ fn added_removed_and_replaced_records_give_one_update_each() {
 
 #[test]
 fn reordered_answers_are_not_an_update() {
-    let dns = DnsServer::start().unwrap();
-    dns.set_ips(NAME, &ips(&["127.0.0.2", "127.0.0.3", "127.0.0.4"]));
-    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
-    watch.next();
+    let (dns, watch) = resolving(&["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
     dns.set_ips(NAME, &ips(&["127.0.0.4", "127.0.0.2", "127.0.0.3", "127.0.0.2"]));
     watch.quiet_for(4);
 }
 
 #[test]
 fn servfail_keeps_the_last_good_list() {
-    let dns = DnsServer::start().unwrap();
-    dns.set_ips(NAME, &ips(&["127.0.0.2"]));
-    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
-    watch.next();
+    let (dns, watch) = resolving(&["127.0.0.2"]);
     dns.set_mode(Mode::ServFail);
     watch.quiet_until(|s| s.failures >= 3);
     dns.set_ips(NAME, &ips(&["127.0.0.3"]));
@@ -126,10 +144,7 @@ fn servfail_keeps_the_last_good_list() {
 
 #[test]
 fn timeout_keeps_the_last_good_list() {
-    let dns = DnsServer::start().unwrap();
-    dns.set_ips(NAME, &ips(&["127.0.0.2"]));
-    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
-    watch.next();
+    let (dns, watch) = resolving(&["127.0.0.2"]);
     dns.set_mode(Mode::Drop);
     watch.quiet_until(|s| s.failures >= 2);
     dns.set_mode(Mode::Answer);
@@ -140,10 +155,7 @@ fn timeout_keeps_the_last_good_list() {
 
 #[test]
 fn no_such_name_or_no_records_keeps_the_last_good_list() {
-    let dns = DnsServer::start().unwrap();
-    dns.set_ips(NAME, &ips(&["127.0.0.2"]));
-    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
-    watch.next();
+    let (dns, watch) = resolving(&["127.0.0.2"]);
     dns.remove(NAME);
     watch.quiet_until(|s| s.failures >= 2);
     dns.set_ips(NAME, &[]);
@@ -167,26 +179,19 @@ fn first_resolution_fails_then_succeeds() {
 
 #[test]
 fn srv_records_give_each_backend_its_port() {
-    let dns = DnsServer::start().unwrap();
-    let srv = "_otlp._tcp.collectors.test";
-    dns.set_srv(srv, &[(4317, "a.collectors.test"), (5317, "b.collectors.test"), (6317, "gone.collectors.test")]);
-    dns.set_ips("a.collectors.test", &ips(&["127.0.0.2"]));
-    dns.set_ips("b.collectors.test", &ips(&["127.0.0.3", "::1"]));
-    let watch = Watch::start(&cfg(&dns, srv, DnsRecordType::Srv));
+    let a: (u16, &str, &[&str]) = (4317, "a.collectors.test", &["127.0.0.2"]);
+    let (dns, watch) =
+        srv_resolving(&[a, (5317, "b.collectors.test", &["127.0.0.3", "::1"]), (6317, "gone.collectors.test", &[])]);
     assert_eq!(watch.next(), addrs(&["127.0.0.2:4317", "127.0.0.3:5317", "[::1]:5317"]));
-    dns.set_srv(srv, &[(4318, "a.collectors.test")]);
+    dns.set_srv(SRV, &[(4318, "a.collectors.test")]);
     assert_eq!(watch.next(), addrs(&["127.0.0.2:4318"]));
     watch.quiet_for(2);
 }
 
 #[test]
 fn srv_target_failure_keeps_the_last_good_list() {
-    let dns = DnsServer::start().unwrap();
-    let srv = "_otlp._tcp.collectors.test";
-    dns.set_srv(srv, &[(4317, "a.collectors.test"), (5317, "b.collectors.test")]);
-    dns.set_ips("a.collectors.test", &ips(&["127.0.0.2"]));
-    dns.set_ips("b.collectors.test", &ips(&["127.0.0.3"]));
-    let watch = Watch::start(&cfg(&dns, srv, DnsRecordType::Srv));
+    let a: (u16, &str, &[&str]) = (4317, "a.collectors.test", &["127.0.0.2"]);
+    let (dns, watch) = srv_resolving(&[a, (5317, "b.collectors.test", &["127.0.0.3"])]);
     assert_eq!(watch.next(), addrs(&["127.0.0.2:4317", "127.0.0.3:5317"]));
     for mode in [Mode::ServFail, Mode::Drop] {
         dns.set_name_mode("b.collectors.test", Some(mode));
@@ -200,15 +205,11 @@ fn srv_target_failure_keeps_the_last_good_list() {
 
 #[test]
 fn srv_with_no_usable_target_keeps_the_last_good_list() {
-    let dns = DnsServer::start().unwrap();
-    let srv = "_otlp._tcp.collectors.test";
-    dns.set_srv(srv, &[(4317, "a.collectors.test")]);
-    dns.set_ips("a.collectors.test", &ips(&["127.0.0.2"]));
-    let watch = Watch::start(&cfg(&dns, srv, DnsRecordType::Srv));
+    let (dns, watch) = srv_resolving(&[(4317, "a.collectors.test", &["127.0.0.2"])]);
     watch.next();
     dns.remove("a.collectors.test");
     watch.quiet_until(|s| s.failures >= 2);
-    dns.set_srv(srv, &[(4317, ".")]);
+    dns.set_srv(SRV, &[(4317, ".")]);
     watch.quiet_until(|s| s.failures >= 4);
 }
 
@@ -253,10 +254,7 @@ fn stop_is_prompt_even_during_a_refresh() {
 
 #[test]
 fn dropping_the_handle_stops_the_queries() {
-    let dns = DnsServer::start().unwrap();
-    dns.set_ips(NAME, &ips(&["127.0.0.2"]));
-    let watch = Watch::start(&cfg(&dns, NAME, DnsRecordType::Ip));
-    watch.next();
+    let (dns, watch) = resolving(&["127.0.0.2"]);
     drop(watch);
     let after = dns.queries();
     std::thread::sleep(INTERVAL * 4);

@@ -13,6 +13,7 @@ pub mod config;
 pub mod exporter;
 pub mod grpc;
 pub mod receiver;
+pub mod resolver;
 pub mod routing;
 pub mod runtime;
 pub mod tools;

@@ -25,7 +25,7 @@ fn code_of(r: &Result<bytes::Bytes, ExportError>) -> Option<Code> {
 fn owners(sink: &otlp_gateway::tools::sink::Sink) -> HashMap<Vec<u8>, Vec<usize>> {
     let mut owners: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
     for (i, s) in sink.stats.iter().enumerate() {
-        for id in s.traces.lock().unwrap().keys() {
+        for id in s.traces().keys() {
             owners.entry(id.clone()).or_default().push(i);
         }
     }

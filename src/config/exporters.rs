@@ -1,10 +1,11 @@
 //! `exporters:`: the load balancer (`loadbalancing` / `load_balancing`) and plain `otlp`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::components::{Components, section};
 use super::errors::Errors;
-use super::model::{Exporter, HostPort, LoadBalancing, OtlpExporter, Resolver, RoutingKey};
+use super::model::{DnsRecordType, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpExporter, Resolver, RoutingKey};
 use super::otlp::{lb_protocol, otlp_exporter};
 use super::parse::Field;
 use super::values::{EndpointRules, check_host_name, parse_endpoint};
@@ -18,6 +19,11 @@ pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Load balancer keys of the collector that are not implemented yet.
 const LB_UNSUPPORTED: &[&str] = &["timeout", "retry_on_failure", "sending_queue"];
+
+/// Port of `resolver.dns.nameserver` when none is given.
+pub const DEFAULT_NAMESERVER_PORT: u16 = 53;
+
+const NAMESERVER: EndpointRules = EndpointRules { listen: false, default_port: Some(DEFAULT_NAMESERVER_PORT) };
 
 const STATIC_HOST: EndpointRules = EndpointRules { listen: false, default_port: Some(DEFAULT_BACKEND_PORT) };
 
@@ -139,18 +145,52 @@ fn check_duplicates(hosts: &[(Field<'_>, HostPort)], errs: &mut Errors) {
 
 fn dns_resolver(field: &Field<'_>, errs: &mut Errors) -> Option<Resolver> {
     let mut fields = field.fields(errs);
-    let hostname = fields.required("hostname", errs);
-    let hostname = hostname.and_then(|h| h.parsed(errs, dns_name));
-    let port = fields.take("port").and_then(|p| p.port(errs));
+    let hostname = fields.required("hostname", errs).and_then(|h| h.parsed(errs, dns_name));
+    let port_field = fields.take("port");
+    let port = port_field.as_ref().and_then(|p| p.port(errs));
     let interval = fields.take("interval").and_then(|i| i.duration(errs));
     let timeout = fields.take("timeout").and_then(|t| t.duration(errs));
+    let nameserver = fields.take("nameserver").map(|n| n.parsed(errs, nameserver));
+    let record_type = fields.take("record_type").map(|r| r.parsed(errs, record_type));
     fields.finish(errs);
-    Some(Resolver::Dns {
+    let record_type = record_type.unwrap_or(Some(DnsRecordType::Ip))?;
+    let nameserver = nameserver.map(|n| n.ok_or(())).transpose().ok()?;
+    check_srv_port(port_field.as_ref(), record_type, errs)?;
+    Some(Resolver::Dns(DnsResolver {
         hostname: hostname?,
         port: port.unwrap_or(DEFAULT_BACKEND_PORT),
         interval: interval.unwrap_or(DEFAULT_DNS_INTERVAL),
         timeout: timeout.unwrap_or(DEFAULT_DNS_TIMEOUT),
-    })
+        nameserver,
+        record_type,
+    }))
+}
+
+/// SRV records carry the ports; a `port` beside them would be silently ignored.
+fn check_srv_port(port: Option<&Field<'_>>, record_type: DnsRecordType, errs: &mut Errors) -> Option<()> {
+    match port {
+        Some(port) if record_type == DnsRecordType::Srv => {
+            port.fail(errs, "SRV records carry their own ports; remove `port` or use `record_type: ip`")
+        }
+        _ => Some(()),
+    }
+}
+
+fn record_type(text: &str) -> Result<DnsRecordType, String> {
+    match text {
+        "ip" => Ok(DnsRecordType::Ip),
+        "srv" => Ok(DnsRecordType::Srv),
+        _ => Err(format!("unknown record_type `{text}`; use `ip` (A and AAAA) or `srv`")),
+    }
+}
+
+/// `ip:port`, `[v6]:port` or a bare IP (port 53).
+fn nameserver(text: &str) -> Result<SocketAddr, String> {
+    let hp = parse_endpoint(text, NAMESERVER)?;
+    let ip: IpAddr = hp.host.parse().map_err(|_| {
+        format!("`{text}`: give the name server's IP address, e.g. `127.0.0.1:8600`; a name cannot be resolved here")
+    })?;
+    Ok(SocketAddr::new(ip, hp.port))
 }
 
 fn dns_name(text: &str) -> Result<String, String> {

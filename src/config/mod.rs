@@ -27,7 +27,7 @@ use std::path::Path;
 use serde_yaml::Value;
 
 pub use errors::{ConfigError, ConfigErrors, EXIT_CONFIG};
-pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT};
+pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_NAMESERVER_PORT};
 pub use model::*;
 pub use otlp::{DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{

@@ -207,8 +207,44 @@ pub enum Compression {
 pub enum Resolver {
     /// `static.hostnames`; a missing port defaults to 4317.
     Static { hostnames: Vec<HostPort> },
-    /// `dns`: accepted by `validate`; resolution itself arrives with dynamic membership.
-    Dns { hostname: String, port: u16, interval: Duration, timeout: Duration },
+    /// `dns`: re-resolved on the control plane by `crate::resolver`.
+    Dns(DnsResolver),
+}
+
+/// `resolver.dns`: the collector's keys plus our `nameserver` and `record_type`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsResolver {
+    /// The name to resolve, e.g. `collectors.example.com`, or `_otlp._tcp.collectors.example.com`
+    /// with `record_type: srv`. Without a trailing dot the system's search domains apply.
+    pub hostname: String,
+    /// The backends' port for A/AAAA answers. Default 4317. Not used (and not allowed) with SRV,
+    /// whose records carry their own ports.
+    pub port: u16,
+    /// How often to re-resolve. Default 5s. A backend added to DNS takes up to this long (plus
+    /// the DNS server's own propagation) to receive traffic; each refresh costs one query per
+    /// record type (plus one per SRV target), so 1s is cheap for a local server.
+    pub interval: Duration,
+    /// Bound on one whole refresh (all of its queries). Default 1s. Keep it below `interval`;
+    /// a refresh that times out keeps the last good list.
+    pub timeout: Duration,
+    /// Extension: query this server (`ip:port`, port default 53) directly instead of the ones in
+    /// /etc/resolv.conf, without search domains, e.g. a local Consul agent at `127.0.0.1:8600`.
+    /// An IP address, not a name: the server that resolves names cannot itself be found by name.
+    pub nameserver: Option<std::net::SocketAddr>,
+    /// Extension: which records list the backends. Default `ip` (A and AAAA, at `port`).
+    pub record_type: DnsRecordType,
+}
+
+/// `resolver.dns.record_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsRecordType {
+    /// `ip`: A and AAAA records; every address gets `port`.
+    #[default]
+    Ip,
+    /// `srv`: SRV records; each target's A and AAAA addresses get that record's port. Use it
+    /// when backends listen on different ports (e.g. several collectors on one host, or Consul's
+    /// `_name._tcp.service.consul`). Priority and weight are ignored: the ring balances by key.
+    Srv,
 }
 
 /// `service.runtime` (an extension of ours): where the data plane runs.

@@ -50,6 +50,10 @@ pub struct Backend {
 }
 
 impl Backend {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn new(name: String, addr: SocketAddr, settings: BackendSettings) -> Rc<Self> {
         let backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
         Rc::new(Backend {

@@ -33,6 +33,9 @@ pub struct BackendSet {
 pub enum Control {
     /// Stop accepting, drain in-flight requests within the deadline, then exit.
     Shutdown { drain: Duration },
+    /// A new backend set for `exporter` (an index into `CoreSpec::exporters`). Requests in
+    /// flight finish on the set they started with; the next request uses the new one.
+    Backends { exporter: usize, set: Arc<BackendSet> },
 }
 
 /// One OTLP/gRPC receiver endpoint, served on every core through SO_REUSEPORT.
@@ -106,12 +109,41 @@ pub fn topology(set: &BackendSet, settings: &BackendSettings) -> Topology {
     Topology { ring: set.ring.clone(), backends }
 }
 
-/// This core's pipelines, with one backend pool per exporter.
-fn pipelines(spec: &CoreSpec) -> Vec<Rc<Pipeline>> {
-    let pools: Vec<Option<Rc<Topology>>> =
-        spec.exporters.iter().map(|e| e.backends.as_deref().map(|s| Rc::new(topology(s, &e.settings)))).collect();
-    let pool = |i: usize| pools.get(i).cloned().flatten();
-    spec.pipelines.iter().map(|p| Rc::new(Pipeline::new(p.signal, &p.key, pool(p.exporter)))).collect()
+/// A core's routing state: one backend pool per exporter, and the pipelines that use them.
+struct Routing {
+    spec: CoreSpec,
+    pools: Vec<Option<Rc<Topology>>>,
+    pipelines: Vec<Rc<Pipeline>>,
+}
+
+impl Routing {
+    fn new(spec: CoreSpec) -> Self {
+        let pools: Vec<Option<Rc<Topology>>> =
+            spec.exporters.iter().map(|e| e.backends.as_deref().map(|s| Rc::new(topology(s, &e.settings)))).collect();
+        let pool = |i: usize| pools.get(i).cloned().flatten();
+        let pipelines =
+            spec.pipelines.iter().map(|p| Rc::new(Pipeline::new(p.signal, &p.key, pool(p.exporter)))).collect();
+        Routing { spec, pools, pipelines }
+    }
+
+    /// Swaps in a new backend set, keeping the connections of backends that stay.
+    fn set_backends(&mut self, exporter: usize, set: &BackendSet) {
+        let (Some(e), Some(slot)) = (self.spec.exporters.get(exporter), self.pools.get_mut(exporter)) else { return };
+        let old = slot.take();
+        let kept = |name: &str, addr: SocketAddr| {
+            old.iter().flat_map(|t| t.backends.iter()).find(|b| b.name == name && b.addr() == addr).cloned()
+        };
+        let backends = (set.ring.backends().iter().zip(&set.addrs))
+            .map(|(n, &a)| kept(n, a).unwrap_or_else(|| Backend::new(n.clone(), a, e.settings.clone())))
+            .collect();
+        let topology = Some(Rc::new(Topology { ring: set.ring.clone(), backends }));
+        *slot = topology.clone();
+        for (p, spec) in self.pipelines.iter().zip(&self.spec.pipelines) {
+            if spec.exporter == exporter {
+                p.set_topology(topology.clone());
+            }
+        }
+    }
 }
 
 fn service(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>) -> GatewayService {
@@ -133,7 +165,8 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     // Ready before connecting: the control plane connects its end only after every core is up.
     let _ = ready.send(Ok(()));
     let control = control.connect().await;
-    let pipelines = pipelines(&spec);
+    let mut routing = Routing::new(spec.clone());
+    let pipelines = routing.pipelines.clone();
     let max_recv = spec.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
     let budget = Rc::new(ByteBudget::new(super::tuning::core_request_budget(max_recv)));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
@@ -145,9 +178,12 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
             glommio::spawn_local(serve(tcp, service, l.max_streams, shutdown.clone(), gate.clone()))
         })
         .collect();
-    let drain = match control.recv().await {
-        Some(Control::Shutdown { drain }) => drain,
-        None => Duration::from_secs(10),
+    let drain = loop {
+        match control.recv().await {
+            Some(Control::Backends { exporter, set }) => routing.set_backends(exporter, &set),
+            Some(Control::Shutdown { drain }) => break drain,
+            None => break Duration::from_secs(10),
+        }
     };
     shutdown.trigger();
     for a in acceptors {

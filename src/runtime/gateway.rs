@@ -11,17 +11,21 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
 use super::core::{self, BackendSet, Control, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
-use crate::config::{ComponentId, Config, Exporter, GrpcServer, HostPort, RoutingKey, Signal};
+use crate::config::{
+    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
+};
 use crate::exporter::BackendSettings;
+use crate::resolver::{self, ResolverHandle, backend_names};
 use crate::routing::Ring;
+use std::sync::mpsc::{Receiver, Sender};
 
 /// Why the gateway could not start. Reported before any traffic is accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("no pipeline has an OTLP/gRPC receiver")]
     NoGrpcReceiver,
-    #[error("the DNS resolver is not implemented in this version; use resolver.static")]
-    DnsResolver,
+    #[error("cannot start the DNS resolver: {0}")]
+    Resolver(#[from] crate::resolver::SpawnError),
     #[error("cannot resolve {what} `{addr}`: {reason}")]
     Resolve { what: &'static str, addr: String, reason: String },
     #[error("cannot bind {addr}: {reason}")]
@@ -43,6 +47,8 @@ pub struct Gateway {
     drain: Duration,
     control: Option<ExecutorJoinHandle<()>>,
     executors: Vec<ExecutorJoinHandle<()>>,
+    /// DNS resolvers, one per exporter that uses one; they stop when dropped.
+    resolvers: Vec<ResolverHandle>,
 }
 
 impl Gateway {
@@ -56,14 +62,16 @@ impl Gateway {
             l.addr = r.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(l.addr);
         }
         let grpc_addrs: Vec<_> = plan.ids.into_iter().zip(spec.listeners.iter().map(|l| l.addr)).collect();
-        let mut gw = Gateway::spawn_cores(spec, cores)?;
+        let (updates_tx, updates) = std::sync::mpsc::channel();
+        let mut gw = Gateway::spawn_cores(spec, cores, updates)?;
         drop(reservations);
+        gw.resolvers = start_resolvers(&plan.dns, updates_tx)?;
         gw.grpc_addr = grpc_addrs.first().map_or(gw.grpc_addr, |(_, a)| *a);
         gw.grpc_addrs = grpc_addrs;
         Ok(gw)
     }
 
-    fn spawn_cores(spec: CoreSpec, cores: Vec<usize>) -> Result<Gateway, StartError> {
+    fn spawn_cores(spec: CoreSpec, cores: Vec<usize>, updates: Receiver<Update>) -> Result<Gateway, StartError> {
         let (mut senders, mut executors) = (Vec::new(), Vec::new());
         for &core in &cores {
             let (tx, rx) = shared_channel::new_bounded(8);
@@ -80,9 +88,18 @@ impl Gateway {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let drain = Duration::from_secs(10);
-        let control = spawn_control(senders, stop.clone(), drain)?;
+        let control = spawn_control(senders, updates, stop.clone(), drain)?;
         let grpc_addr = spec.listeners.first().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |l| l.addr);
-        Ok(Gateway { grpc_addr, grpc_addrs: Vec::new(), cores, stop, drain, control: Some(control), executors })
+        Ok(Gateway {
+            grpc_addr,
+            grpc_addrs: Vec::new(),
+            cores,
+            stop,
+            drain,
+            control: Some(control),
+            executors,
+            resolvers: Vec::new(),
+        })
     }
 
     /// The flag that stops the gateway; signal handlers set it.
@@ -97,6 +114,7 @@ impl Gateway {
 
     /// Blocks until the gateway has stopped (after the stop flag is set).
     pub fn wait(mut self) {
+        self.resolvers.clear();
         if let Some(c) = self.control.take() {
             let _ = c.join();
         }
@@ -112,9 +130,14 @@ impl Gateway {
     }
 }
 
-/// The control plane: today it only turns the stop flag into `Shutdown` messages.
+/// A resolved backend list for an exporter (an index into `CoreSpec::exporters`).
+type Update = (usize, Vec<SocketAddr>);
+
+/// The control plane: turns resolver updates into backend sets for every core, and the stop
+/// flag into `Shutdown` messages.
 fn spawn_control(
     senders: Vec<SharedSender<Control>>,
+    updates: Receiver<Update>,
     stop: Arc<AtomicBool>,
     drain: Duration,
 ) -> Result<ExecutorJoinHandle<()>, StartError> {
@@ -126,6 +149,9 @@ fn spawn_control(
                 connected.push(s.connect().await);
             }
             while !stop.load(Ordering::SeqCst) {
+                while let Ok((exporter, list)) = updates.try_recv() {
+                    broadcast_backends(&connected, exporter, &list).await;
+                }
                 glommio::timer::sleep(Duration::from_millis(20)).await;
             }
             for c in &connected {
@@ -135,12 +161,33 @@ fn spawn_control(
         .map_err(|e| StartError::Cores(format!("control plane: {e}")))
 }
 
+/// Builds the ring once and hands every core a copy: all cores converge in one message round.
+async fn broadcast_backends(cores: &[ConnectedSender<Control>], exporter: usize, list: &[SocketAddr]) {
+    let Ok(ring) = Ring::new(&backend_names(list)) else { return };
+    let addr_of = |name: &String| list.iter().find(|a| a.to_string() == *name).copied();
+    let Some(addrs) = ring.backends().iter().map(addr_of).collect::<Option<Vec<_>>>() else { return };
+    let set = Arc::new(BackendSet { ring, addrs });
+    for c in cores {
+        let _ = c.send(Control::Backends { exporter, set: set.clone() }).await;
+    }
+}
+
+fn start_resolvers(dns: &[(usize, DnsResolver)], updates: Sender<Update>) -> Result<Vec<ResolverHandle>, StartError> {
+    let start = |(exporter, cfg): &(usize, DnsResolver)| {
+        let (tx, e) = (updates.clone(), *exporter);
+        Ok(resolver::spawn(cfg, move |list| drop(tx.send((e, list))))?)
+    };
+    dns.iter().map(start).collect()
+}
+
 /// What the cores will run, derived from the config's routes.
 struct Plan {
     spec: CoreSpec,
     /// Receiver ids, indexed like `spec.listeners`.
     ids: Vec<ComponentId>,
     listeners: Vec<ListenerSpec>,
+    /// Exporters whose backends come from DNS, by index into `spec.exporters`.
+    dns: Vec<(usize, DnsResolver)>,
 }
 
 fn plan(cfg: &Config) -> Result<Plan, StartError> {
@@ -163,7 +210,9 @@ fn plan(cfg: &Config) -> Result<Plan, StartError> {
         return Err(StartError::NoGrpcReceiver);
     }
     let listeners = spec.listeners.clone();
-    Ok(Plan { spec, ids, listeners })
+    let dns =
+        exporter_ids.iter().enumerate().filter_map(|(i, id)| Some((i, dns_of(cfg.exporters.get(id)?)?))).collect();
+    Ok(Plan { spec, ids, listeners, dns })
 }
 
 /// The index of `id` in `ids`, building and pushing its value on first sight.
@@ -214,9 +263,17 @@ fn routing_key(exporter: &Exporter, signal: Signal) -> RoutingKey {
     }
 }
 
-/// The ring and addresses for a static backend list, resolved once here on the control plane.
+fn dns_of(exporter: &Exporter) -> Option<DnsResolver> {
+    match exporter {
+        Exporter::LoadBalancing(LoadBalancing { resolver: Resolver::Dns(dns), .. }) => Some(dns.clone()),
+        _ => None,
+    }
+}
+
+/// The ring and addresses for a static backend list, resolved once here on the control plane;
+/// `None` for DNS (the resolver sends sets later) or an empty list.
 fn backend_set(exporter: &Exporter) -> Result<Option<Arc<BackendSet>>, StartError> {
-    let hosts = exporter.static_backends().ok_or(StartError::DnsResolver)?;
+    let Some(hosts) = exporter.static_backends() else { return Ok(None) };
     let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
     let Ok(ring) = Ring::new(&names) else {
         return Ok(None);

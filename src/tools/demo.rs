@@ -84,8 +84,7 @@ fn tally(sink: &Sink, report: Report) -> DemoResult {
     let mut spans = Vec::new();
     for (addr, stats) in sink.addrs.iter().zip(&sink.stats) {
         spans.push((addr.to_string(), stats.spans()));
-        let traces = stats.traces.lock().unwrap_or_else(|p| p.into_inner());
-        for id in traces.keys() {
+        for id in stats.traces().keys() {
             *owners.entry(id.clone()).or_default() += 1;
         }
     }

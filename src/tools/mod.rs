@@ -2,7 +2,9 @@
 //! realistic span generator they share with tests and benches.
 
 pub mod demo;
+pub mod dnsserver;
 pub mod loadgen;
+pub mod record;
 pub mod signalgen;
 pub mod sink;
 pub mod spangen;

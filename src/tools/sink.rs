@@ -1,11 +1,11 @@
-//! The counting sink: an OTLP/gRPC backend that accepts everything and counts spans, for
+//! The counting sink: an OTLP/gRPC backend that accepts all three signals and counts items, for
 //! the demo, load runs and tests. Not on the gateway's data path, so plain atomics are fine.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,22 +13,26 @@ use glommio::net::TcpListener;
 use glommio::sync::Gate;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
-use crate::grpc::{Code, Status, TRACE_EXPORT};
+use super::record::{Recorded, snapshot};
+use crate::config::Signal;
+use crate::grpc::{Code, Status, signal_of};
 use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
 use crate::runtime::shutdown::Shutdown;
-use crate::wire::{GRPC_PREFIX, keys, walk};
+use crate::wire::{GRPC_PREFIX, walk};
 
 /// What one sink listener has received.
 #[derive(Debug, Default)]
 pub struct SinkStats {
     pub spans: AtomicU64,
+    pub points: AtomicU64,
+    pub logs: AtomicU64,
     pub requests: AtomicU64,
     pub bytes: AtomicU64,
     /// When set, every request is refused with this gRPC code (tests of failure handling).
     pub fail_with: AtomicU8,
-    /// Spans per trace id, kept only when the sink records.
-    pub traces: Mutex<HashMap<Vec<u8>, u64>>,
+    /// Where data went, kept only when the sink records.
+    pub recorded: Recorded,
     record: bool,
 }
 
@@ -39,6 +43,24 @@ impl SinkStats {
 
     pub fn spans(&self) -> u64 {
         self.spans.load(Ordering::Relaxed)
+    }
+
+    /// Spans, data points or log records received.
+    pub fn items(&self, signal: Signal) -> u64 {
+        self.counter(signal).load(Ordering::Relaxed)
+    }
+
+    fn counter(&self, signal: Signal) -> &AtomicU64 {
+        match signal {
+            Signal::Traces => &self.spans,
+            Signal::Metrics => &self.points,
+            Signal::Logs => &self.logs,
+        }
+    }
+
+    /// Spans per trace id (recording sinks only).
+    pub fn traces(&self) -> HashMap<Vec<u8>, u64> {
+        snapshot(&self.recorded.traces)
     }
 
     /// Makes this listener refuse requests with `code` (`None` to accept again).
@@ -53,30 +75,20 @@ impl SinkStats {
         }
     }
 
-    fn take(&self, framed: &[u8]) -> Result<(), Status> {
-        let bad = |e| Status::new(Code::InvalidArgument, format!("sink: {e}"));
-        let spans = walk::count_items(framed, GRPC_PREFIX..framed.len()).map_err(bad)?;
+    fn take(&self, signal: Signal, framed: &[u8]) -> Result<(), Status> {
+        let bad = |e: String| Status::new(Code::InvalidArgument, format!("sink: {e}"));
+        let range = GRPC_PREFIX..framed.len();
+        let items = match signal {
+            Signal::Metrics => walk::count_points(framed, range),
+            _ => walk::count_items(framed, range),
+        };
+        let items = items.map_err(|e| bad(e.to_string()))?;
         if self.record {
-            self.record_traces(framed).map_err(bad)?;
+            self.recorded.take(signal, &framed[GRPC_PREFIX..]).map_err(bad)?;
         }
-        self.spans.fetch_add(spans, Ordering::Relaxed);
+        self.counter(signal).fetch_add(items, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(framed.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn record_traces(&self, framed: &[u8]) -> Result<(), crate::wire::WireError> {
-        let mut ids = Vec::new();
-        let mut err = Ok(());
-        walk::for_each_item(framed, GRPC_PREFIX..framed.len(), |span| match keys::span_trace_id(framed, span) {
-            Ok(r) => ids.push(framed[r].to_vec()),
-            Err(e) => err = Err(e),
-        })?;
-        err?;
-        let mut traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
-        for id in ids {
-            *traces.entry(id).or_default() += 1;
-        }
         Ok(())
     }
 }
@@ -122,10 +134,10 @@ impl Drop for InFlight<'_> {
 struct SinkService(Arc<SinkStats>, Arc<SinkShared>, ByteBudget);
 
 impl GrpcService for SinkService {
-    type Method = ();
+    type Method = Signal;
 
-    fn route(&self, path: &str) -> Option<()> {
-        (path == TRACE_EXPORT).then_some(())
+    fn route(&self, path: &str) -> Option<Signal> {
+        signal_of(path)
     }
 
     fn max_recv(&self) -> usize {
@@ -136,7 +148,7 @@ impl GrpcService for SinkService {
         &self.2
     }
 
-    async fn call(&self, _: (), framed: Bytes) -> Result<Bytes, Status> {
+    async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
         let _in_flight = InFlight::enter(&self.1);
         let delay = self.1.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
@@ -145,7 +157,7 @@ impl GrpcService for SinkService {
         if let Some(status) = self.0.failure() {
             return Err(status);
         }
-        self.0.take(&framed)?;
+        self.0.take(signal, &framed)?;
         Ok(Bytes::from_static(&[0, 0, 0, 0, 0]))
     }
 }

@@ -39,6 +39,30 @@ pub fn count_items(buf: &[u8], range: Range<usize>) -> Result<u64, WireError> {
     Ok(n)
 }
 
+/// Number of data points in a metrics request.
+pub fn count_points(buf: &[u8], range: Range<usize>) -> Result<u64, WireError> {
+    let mut n = 0;
+    let mut err = Ok(());
+    for_each_item(buf, range, |metric| match metric_points(buf, metric) {
+        Ok(p) => n += p,
+        Err(e) => err = Err(e),
+    })?;
+    err.map(|()| n)
+}
+
+/// Data points of one `Metric`: field 1 of whichever data field (5, 7, 9, 10, 11) it has.
+fn metric_points(buf: &[u8], metric: Range<usize>) -> Result<u64, WireError> {
+    let mut r = Reader::new(buf, metric);
+    let mut n = 0;
+    while let Some(f) = r.next_field()? {
+        if matches!(f.number, 5 | 7 | 9 | 10 | 11) {
+            n = 0;
+            children(buf, f.len_payload()?, 1, &mut |_| n += 1)?;
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +74,11 @@ mod tests {
         let buf = spangen::request("s", 37, 1, 1).encode_to_vec();
         assert_eq!(count_items(&buf, 0..buf.len()), Ok(37));
         assert!(count_items(&buf[..buf.len() - 1], 0..buf.len() - 1).is_err());
+    }
+
+    #[test]
+    fn counts_data_points() {
+        let buf = crate::tools::signalgen::metrics_request("s", 2, 5).encode_to_vec();
+        assert_eq!(count_points(&buf, 0..buf.len()), Ok(2 * 3 * 5));
     }
 }

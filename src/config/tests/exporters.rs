@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use super::{errors_of, ok, one_error, with_exporters};
-use crate::config::{Compression, Exporter, HostPort, OtlpExporter, Resolver, RoutingKey, Signal, TLS_NOT_SUPPORTED};
+use crate::config::{
+    Compression, DnsRecordType, DnsResolver, Exporter, HostPort, OtlpExporter, Resolver, RoutingKey, Signal,
+    TLS_NOT_SUPPORTED,
+};
 
 const INSECURE: &str = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n";
 
@@ -190,22 +193,59 @@ fn missing_resolver() {
     assert_eq!(message, "missing required key");
 }
 
-#[test]
-fn dns_resolver() {
-    let yaml = lb_yaml(
-        "      dns:\n        hostname: collectors\n        port: \"5317\"\n        interval: 1m30s\n        timeout: 250ms",
-    );
-    let config = ok(&yaml);
+fn dns(resolver: &str) -> DnsResolver {
+    let config = ok(&lb_yaml(resolver));
     let Some((_, Exporter::LoadBalancing(lb))) = config.traces_route() else {
         panic!("expected the load balancer");
     };
-    let expected = Resolver::Dns {
+    let Resolver::Dns(dns) = &lb.resolver else { panic!("expected dns: {:?}", lb.resolver) };
+    dns.clone()
+}
+
+#[test]
+fn dns_resolver() {
+    let got = dns(
+        "      dns:\n        hostname: collectors\n        port: \"5317\"\n        interval: 1m30s\n        timeout: 250ms",
+    );
+    let expected = DnsResolver {
         hostname: "collectors".into(),
         port: 5317,
         interval: Duration::from_secs(90),
         timeout: Duration::from_millis(250),
+        nameserver: None,
+        record_type: DnsRecordType::Ip,
     };
-    assert_eq!(lb.resolver, expected);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn dns_resolver_defaults() {
+    let got = dns("      dns:\n        hostname: collectors");
+    assert_eq!((got.port, got.interval, got.timeout), (4317, Duration::from_secs(5), Duration::from_secs(1)));
+    assert_eq!((got.nameserver, got.record_type), (None, DnsRecordType::Ip));
+}
+
+#[test]
+fn dns_nameserver() {
+    let cases = [
+        ("127.0.0.1:8600", "127.0.0.1:8600"),
+        ("10.0.0.2", "10.0.0.2:53"),
+        ("\"[::1]:8600\"", "[::1]:8600"),
+        ("\"[fd00::1]\"", "[fd00::1]:53"),
+    ];
+    for (text, want) in cases {
+        let got = dns(&format!("      dns:\n        hostname: a\n        nameserver: {text}"));
+        assert_eq!(got.nameserver, Some(want.parse().unwrap()), "{text}");
+    }
+}
+
+#[test]
+fn dns_srv() {
+    let got = dns("      dns:\n        hostname: _otlp._tcp.collectors.service.consul\n        record_type: srv");
+    assert_eq!(got.record_type, DnsRecordType::Srv);
+    assert_eq!(got.hostname, "_otlp._tcp.collectors.service.consul");
+    let ip = dns("      dns:\n        hostname: a\n        record_type: ip\n        port: 1");
+    assert_eq!((ip.record_type, ip.port), (DnsRecordType::Ip, 1));
 }
 
 #[test]
@@ -219,6 +259,11 @@ fn dns_resolver_errors() {
         ("      dns:\n        hostname: a\n        interval: 5", "interval"),
         ("      dns:\n        hostname: a\n        timeout: soon", "timeout"),
         ("      dns:\n        hostname: a\n        quarantine: {}", "quarantine"),
+        ("      dns:\n        hostname: a\n        nameserver: consul.local:8600", "nameserver"),
+        ("      dns:\n        hostname: a\n        nameserver: 127.0.0.1:0", "nameserver"),
+        ("      dns:\n        hostname: a\n        nameserver: 53", "nameserver"),
+        ("      dns:\n        hostname: a\n        record_type: AAAA", "record_type"),
+        ("      dns:\n        hostname: a\n        record_type: srv\n        port: 4317", "port"),
     ];
     for (resolver, key) in cases {
         let (path, message) = one_error(&lb_yaml(resolver));

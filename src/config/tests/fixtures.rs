@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::{errors_of, ok};
 use crate::config::{
-    ComponentId, Compression, Exporter, HostPort, LoadBalancing, Resolver, RoutingKey, Signal, load_file,
+    ComponentId, Compression, DnsRecordType, DnsResolver, Exporter, HostPort, LoadBalancing, Resolver, RoutingKey,
+    Signal, load_file,
 };
 
 const STATIC: &str = include_str!("../../../tests/fixtures/config/gateway-static.yaml");
@@ -75,12 +76,14 @@ fn doc_dns_example() {
     check_doc_common(DNS, "loadbalancing");
     let lb = lb(DNS);
     assert_eq!(lb.key_for(Signal::Traces), RoutingKey::TraceId);
-    let expected = Resolver::Dns {
+    let expected = Resolver::Dns(DnsResolver {
         hostname: "collectors.example.com".into(),
         port: 4317,
         interval: Duration::from_secs(5),
         timeout: Duration::from_secs(1),
-    };
+        nameserver: None,
+        record_type: DnsRecordType::Ip,
+    });
     assert_eq!(lb.resolver, expected);
     assert_eq!(Exporter::LoadBalancing(lb).static_backends(), None);
 }
@@ -90,12 +93,28 @@ fn doc_dns_service_example() {
     check_doc_common(DNS_SERVICE, "loadbalancing");
     let lb = lb(DNS_SERVICE);
     assert_eq!(lb.routing_key, Some(RoutingKey::Service));
-    let expected = Resolver::Dns {
+    let expected = Resolver::Dns(DnsResolver {
         hostname: "collectors.example.com".into(),
         port: 5317,
         interval: Duration::from_secs(5),
         timeout: Duration::from_secs(1),
-    };
+        nameserver: None,
+        record_type: DnsRecordType::Ip,
+    });
+    assert_eq!(lb.resolver, expected);
+}
+
+#[test]
+fn dns_consul_srv_example() {
+    let lb = lb(include_str!("../../../tests/fixtures/config/gateway-dns-consul.yaml"));
+    let expected = Resolver::Dns(DnsResolver {
+        hostname: "_otlp._tcp.collectors.service.consul".into(),
+        port: 4317,
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_millis(500),
+        nameserver: Some("127.0.0.1:8600".parse().unwrap()),
+        record_type: DnsRecordType::Srv,
+    });
     assert_eq!(lb.resolver, expected);
 }
 
@@ -169,6 +188,7 @@ fn load_file_reads_fixtures() {
         "gateway-dns-load_balancing.yaml",
         "gateway-dns-service-load_balancing.yaml",
         "local-static.yaml",
+        "gateway-dns-consul.yaml",
     ];
     for name in names {
         if let Err(errors) = load_file(&fixture_path(name)) {

@@ -21,21 +21,26 @@ pub fn sinks(n: usize) -> Sink {
     Sink::start(&listen, Placement::Unbound, true).expect("sinks start")
 }
 
-/// Builds a gateway config in the collector's YAML shape.
+/// Builds a gateway config in the collector's YAML shape: one pipeline per signal, each with
+/// its own `loadbalancing/<signal>` exporter over the same backends.
 pub struct ConfigBuilder {
     backends: Vec<String>,
-    routing_key: &'static str,
+    /// (signal, routing_key) per pipeline; `None` keeps the signal's default key.
+    pipelines: Vec<(&'static str, Option<String>)>,
     max_recv_mib: Option<u32>,
     timeout: &'static str,
+    /// (nameserver, hostname, interval) for the DNS resolver instead of a static list.
+    dns: Option<(SocketAddr, String, &'static str)>,
 }
 
 impl ConfigBuilder {
     pub fn new(backends: &[SocketAddr]) -> Self {
         ConfigBuilder {
             backends: backends.iter().map(|a| a.to_string()).collect(),
-            routing_key: "traceID",
+            pipelines: vec![("traces", Some("traceID".into()))],
             max_recv_mib: None,
             timeout: "5s",
+            dns: None,
         }
     }
 
@@ -44,8 +49,23 @@ impl ConfigBuilder {
         self
     }
 
+    /// Sets the traces pipeline's key (the only pipeline unless `pipelines` is called).
     pub fn routing_key(mut self, key: &'static str) -> Self {
-        self.routing_key = key;
+        self.pipelines = vec![("traces", Some(key.into()))];
+        self
+    }
+
+    /// One pipeline per `(signal, routing_key)`; a key of `""` keeps the signal's default.
+    pub fn pipelines(mut self, pipelines: &[(&'static str, &str)]) -> Self {
+        let key = |k: &str| (!k.is_empty()).then(|| k.to_string());
+        self.pipelines = pipelines.iter().map(|(s, k)| (*s, key(k))).collect();
+        self
+    }
+
+    /// Resolve backends by asking `nameserver` for the SRV records of `hostname` every
+    /// `interval` (SRV, because loopback sinks differ only by port).
+    pub fn dns(mut self, nameserver: SocketAddr, hostname: &str, interval: &'static str) -> Self {
+        self.dns = Some((nameserver, hostname.to_string(), interval));
         self
     }
 
@@ -59,15 +79,40 @@ impl ConfigBuilder {
         self
     }
 
+    fn resolver(&self) -> String {
+        match &self.dns {
+            Some((ns, host, interval)) => {
+                format!(
+                    "      dns:\n        hostname: {host}\n        record_type: srv\n        nameserver: {ns}\n        interval: {interval}\n        timeout: 500ms\n"
+                )
+            }
+            None => {
+                let hosts: String = self.backends.iter().map(|b| format!("\n          - {b}")).collect();
+                format!("      static:\n        hostnames:{hosts}\n")
+            }
+        }
+    }
+
+    fn exporter(&self, signal: &str, key: &Option<String>) -> String {
+        let key = key.as_ref().map(|k| format!("    routing_key: {k}\n")).unwrap_or_default();
+        format!(
+            "  loadbalancing/{signal}:\n{key}    protocol:\n      otlp:\n        timeout: {}\n        tls:\n          insecure: true\n    resolver:\n{}",
+            self.timeout,
+            self.resolver()
+        )
+    }
+
     pub fn yaml(&self) -> String {
         let max = self.max_recv_mib.map(|m| format!("\n        max_recv_msg_size_mib: {m}")).unwrap_or_default();
-        let hosts: String = self.backends.iter().map(|b| format!("\n          - {b}")).collect();
+        let exporters: String = self.pipelines.iter().map(|(s, k)| self.exporter(s, k)).collect();
+        let pipelines: String = self
+            .pipelines
+            .iter()
+            .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
+            .collect();
         format!(
             "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n\
-             exporters:\n  loadbalancing:\n    routing_key: {}\n    protocol:\n      otlp:\n        timeout: {}\n        tls:\n          insecure: true\n\
-             \x20   resolver:\n      static:\n        hostnames:{hosts}\n\
-             service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n",
-            self.routing_key, self.timeout
+             exporters:\n{exporters}service:\n  pipelines:\n{pipelines}"
         )
     }
 
@@ -111,4 +156,26 @@ pub async fn unary_on(
 /// A trace export call.
 pub async fn export(send: &SendRequest<Bytes>, addr: SocketAddr, framed: Bytes) -> Result<Bytes, ExportError> {
     unary_on(send, addr, TRACE_EXPORT, framed).await
+}
+
+/// A metrics export call.
+pub async fn export_metrics(send: &SendRequest<Bytes>, addr: SocketAddr, framed: Bytes) -> Result<Bytes, ExportError> {
+    unary_on(send, addr, otlp_gateway::grpc::METRICS_EXPORT, framed).await
+}
+
+/// A logs export call.
+pub async fn export_logs(send: &SendRequest<Bytes>, addr: SocketAddr, framed: Bytes) -> Result<Bytes, ExportError> {
+    unary_on(send, addr, otlp_gateway::grpc::LOGS_EXPORT, framed).await
+}
+
+/// Polls `done` every 10 ms for up to `limit`; true once it holds.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
 }

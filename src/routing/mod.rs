@@ -7,6 +7,8 @@ pub use key::RouteKey;
 pub use ring::Ring;
 
 #[cfg(test)]
+mod key_golden;
+#[cfg(test)]
 mod key_tests;
 #[cfg(test)]
 pub mod oracle;

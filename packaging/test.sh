@@ -38,12 +38,14 @@ files=(
 )
 
 # ---- 1. build -------------------------------------------------------------------------------
+started=$SECONDS
 if ! packaging/build.sh >"$work/build.log" 2>&1; then
     cat "$work/build.log"
     fail "packaging/build.sh builds both packages"
     echo "$passed passed, $failed failed, $skipped skipped"
     exit 1
 fi
+echo "packaging/build.sh took $((SECONDS - started)) s"
 deb=$(ls "$target"/debian/otlp-gateway_"$version"-*.deb 2>/dev/null | head -1)
 rpm=$(ls "$target"/generate-rpm/otlp-gateway-"$version"-*.rpm 2>/dev/null | head -1)
 check "the .deb exists ($deb)" test -f "$deb"
@@ -204,6 +206,7 @@ else
     skip "system calls vs filter: systemd-analyze is not installed"
 fi
 
+echo "package tests took $SECONDS s"
 echo "$passed passed, $failed failed, $skipped skipped"
 # CI installs every tool, so there a skip means something is missing: PKG_TEST_STRICT=1 fails it.
 if [ "${PKG_TEST_STRICT:-0}" = 1 ] && [ "$skipped" != 0 ]; then

@@ -65,10 +65,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Check => Ok(print_check(&check(&host, &plan))),
         Cmd::Apply => {
-            for line in apply(&host, &plan) {
+            let lines = apply(&host, &plan);
+            for line in &lines {
                 println!("{line}");
             }
-            Ok(ExitCode::SUCCESS)
+            // Not root, or a read-only /etc: say so in the exit status too.
+            Ok(if lines.iter().any(|l| l.contains("FAILED")) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
     }
 }

@@ -209,3 +209,14 @@ fn masks_and_lists_round_trip() {
     assert_eq!(host::format_cpulist(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
     assert_eq!(host::parse_cpulist(""), Some(vec![]));
 }
+
+#[test]
+fn apply_reports_what_it_could_not_write() {
+    let f = stock("readonly-etc");
+    fs::remove_dir_all(f.dir.join("etc")).expect("remove etc");
+    fs::write(f.dir.join("etc"), "not a directory").expect("etc as a file");
+    let lines = apply(&f.host(), &plan(&[1, 2, 3], None));
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("FAILED")).collect();
+    assert_eq!(failed.len(), 2, "sysctl.d and limits.d: {lines:#?}");
+    assert_eq!(f.read("/proc/sys/net/core/somaxconn"), "4096", "live values are still set");
+}

@@ -95,6 +95,17 @@ await_addr() {
     return 1
 }
 
+# SIGTERM $1, then the exit status of child $2; KILL after 30 s, so a hung drain fails the
+# test instead of hanging CI.
+# (An exited child stays a zombie until `wait`, so `kill -0` would still find it.)
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+stop() {
+    kill -TERM "$1" 2>/dev/null
+    for _ in $(seq 300); do alive "$2" || break; sleep 0.1; done
+    kill -KILL "$1" "$2" 2>/dev/null
+    wait "$2"
+}
+
 "$bin" sink --listen 127.0.0.1:0 >"$work/sink.out" 2>"$work/sink.err" &
 sink_pid=$!
 pids+=("$sink_pid")
@@ -121,7 +132,7 @@ check "the sink listens ($sink_addr)" test -n "$sink_addr"
 check "the packaged binary runs the packaged config ($gw_addr)" test -n "$gw_addr"
 
 if [ -n "$gw_addr" ] && [ -n "$sink_addr" ]; then
-    "$bin" loadgen --target "$gw_addr" --rate 10 --spans-per-request 10 --duration 1 \
+    timeout 60 "$bin" loadgen --target "$gw_addr" --rate 10 --spans-per-request 10 --duration 1 \
         --connections 1 --streams 1 >"$work/loadgen.out" 2>"$work/loadgen.err"
     cat "$work/loadgen.out"
     ok=$(sed -n 's/.*requests ok: \([0-9]*\).*/\1/p' "$work/loadgen.out")
@@ -131,14 +142,14 @@ if [ -n "$gw_addr" ] && [ -n "$sink_addr" ]; then
     check "loadgen: no request failed (${bad:-none})" test "${bad:-x}" = 0
     sleep 1.5 # the sink prints its counts once a second
 fi
-kill -TERM "$sink_pid" 2>/dev/null; wait "$sink_pid" 2>/dev/null
+stop "$sink_pid" "$sink_pid"
 arrived=$(awk '{ for (i = 2; i <= NF; i++) if ($i == "spans/s") n += $(i - 1) } END { print n + 0 }' "$work/sink.out")
 check "the sink received every acknowledged span (${arrived} of ${spans:-none})" test "$arrived" = "${spans:-x}"
 
+# Under strace the gateway is the tracer's child: signal it, wait for the tracer.
 gw=${gw_pid}
 if [ ${#tracer[@]} -gt 0 ]; then gw=$(pgrep -P "$gw_pid" | head -1); fi
-kill -TERM "${gw:-$gw_pid}" 2>/dev/null
-wait "$gw_pid"; gw_status=$?
+stop "${gw:-$gw_pid}" "$gw_pid"; gw_status=$?
 check "the gateway drains and exits 0 on SIGTERM (exit $gw_status)" test "$gw_status" = 0
 check "the gateway logs its stop" grep -q 'otlp-gateway: stopped' "$work/gateway.err"
 [ "$failed" = 0 ] || { echo "--- gateway stderr"; cat "$work/gateway.err"; echo "--- sink"; cat "$work/sink.err" "$work/sink.out"; }

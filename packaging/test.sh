@@ -205,6 +205,10 @@ check_syscalls() {
     echo "system calls made: $(wc -l <"$work/used"); outside the unit's filter: ${blocked:-none}"
     check "every system call the gateway made is allowed by the unit's SystemCallFilter" \
         test -s "$work/used" -a -z "$blocked"
+    # What that setting's seccomp filter refuses: W+X mappings, mprotect adding PROT_EXEC.
+    check "no writable+executable mapping, no mprotect to executable (MemoryDenyWriteExecute)" \
+        bash -c "grep -q 'MemoryDenyWriteExecute=yes' '$unit' &&
+            ! grep -qE 'PROT_WRITE\|PROT_EXEC|mprotect\(.*PROT_EXEC' '$work/strace.out'"
 }
 
 check "the .deb's unit runs validate before start" grep -q '^ExecStartPre=/usr/bin/otlp-gateway validate' "$unit"

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::pb::{Reader, WireError, last_len_field};
+use super::pb::{Reader, WireError, each_len_field, last_len_field, read_varint};
 
 /// `Span.trace_id = 1`. The last occurrence wins, as in every protobuf decoder; the Go
 /// collector writes fields in descending order, so it is usually the last field anyway.
@@ -43,8 +43,43 @@ pub fn attribute_string(buf: &[u8], resource: Range<usize>, key: &[u8]) -> Resul
     Ok(None)
 }
 
+type KeyValueRanges = (Range<usize>, Option<Range<usize>>);
+
 /// `KeyValue { key = 1; value = 2 }` as ranges.
-fn key_value(buf: &[u8], kv: Range<usize>) -> Result<(Range<usize>, Option<Range<usize>>), WireError> {
+#[inline]
+fn key_value(buf: &[u8], kv: Range<usize>) -> Result<KeyValueRanges, WireError> {
+    match canonical_key_value(buf, kv.clone()) {
+        Some(found) => Ok(found),
+        None => any_key_value(buf, kv),
+    }
+}
+
+/// The encoding every SDK writes, `0a len key 12 len value` and nothing else, read without a
+/// field loop; `None` sends anything else to the full reader.
+#[inline]
+fn canonical_key_value(buf: &[u8], kv: Range<usize>) -> Option<KeyValueRanges> {
+    let key = len_at(buf, kv.start, 0x0a, kv.end)?;
+    if key.end == kv.end {
+        return Some((key, None));
+    }
+    let value = len_at(buf, key.end, 0x12, kv.end)?;
+    (value.end == kv.end).then_some((key, Some(value)))
+}
+
+/// The payload of a length-delimited field with one-byte tag `tag` at `at`, within `end`.
+#[inline]
+fn len_at(buf: &[u8], at: usize, tag: u8, end: usize) -> Option<Range<usize>> {
+    if *buf.get(at)? != tag {
+        return None;
+    }
+    let (len, n) = read_varint(buf, at + 1).ok()?;
+    let start = at + 1 + n;
+    let stop = start.checked_add(usize::try_from(len).ok()?)?;
+    (stop <= end).then_some(start..stop)
+}
+
+#[cold]
+fn any_key_value(buf: &[u8], kv: Range<usize>) -> Result<KeyValueRanges, WireError> {
     let mut r = Reader::new(buf, kv);
     let (mut key, mut value) = (0..0, None);
     while let Some(f) = r.next_field()? {
@@ -65,14 +100,11 @@ pub fn collect_attributes(
     field: u32,
     out: &mut Vec<(Range<usize>, Range<usize>)>,
 ) -> Result<(), WireError> {
-    let mut r = Reader::new(buf, msg);
-    while let Some(f) = r.next_field()? {
-        if f.number == field {
-            let (k, v) = key_value(buf, f.len_payload()?)?;
-            out.push((k, v.unwrap_or(0..0)));
-        }
-    }
-    Ok(())
+    each_len_field(buf, msg, field, |kv| {
+        let (k, v) = key_value(buf, kv)?;
+        out.push((k, v.unwrap_or(0..0)));
+        Ok(())
+    })
 }
 
 /// For each of `names`, the raw `AnyValue` of the first attribute (field `field` of
@@ -84,16 +116,12 @@ pub fn find_attributes(
     names: &[Box<[u8]>],
     found: &mut [Option<Range<usize>>],
 ) -> Result<(), WireError> {
-    let mut r = Reader::new(buf, msg);
-    while let Some(f) = r.next_field()? {
-        if f.number != field {
-            continue;
-        }
-        let (k, v) = key_value(buf, f.len_payload()?)?;
+    each_len_field(buf, msg, field, |kv| {
+        let (k, v) = key_value(buf, kv)?;
         let key = &buf[k];
         if let Some(i) = names.iter().position(|n| &n[..] == key) {
             found[i].get_or_insert(v.unwrap_or(0..0));
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -183,6 +183,64 @@ pub fn last_len_field(buf: &[u8], range: Range<usize>, number: u32) -> Result<Ra
     Ok(found)
 }
 
+/// Calls `f` with the payload of every length-delimited field `number` in `buf[range]`, in
+/// order: `last_len_field`'s tight skip loop for walks that want every occurrence (attributes).
+#[inline]
+pub fn each_len_field(
+    buf: &[u8],
+    range: Range<usize>,
+    number: u32,
+    mut f: impl FnMut(Range<usize>) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    let end = range.end.min(buf.len());
+    let buf = &buf[..end];
+    let mut pos = range.start;
+    while pos < end {
+        let at = pos;
+        let (tag, n) = read_varint(buf, pos)?;
+        pos += n;
+        let wire = (tag & 7) as u8;
+        if tag >> 3 == 0 {
+            return Err(WireError::ZeroField(at));
+        }
+        pos = match wire {
+            WT_LEN => {
+                let (len, n) = read_varint(buf, pos)?;
+                let start = pos + n;
+                let stop = (len as usize).checked_add(start).filter(|&e| e <= end).ok_or(WireError::Truncated(pos))?;
+                if tag >> 3 == u64::from(number) {
+                    f(start..stop)?;
+                }
+                stop
+            }
+            _ if tag >> 3 == u64::from(number) => {
+                return Err(WireError::NotLengthDelimited { field: number, wire, at });
+            }
+            WT_VARINT => pos + read_varint(buf, pos)?.1,
+            WT_I64 if pos + 8 <= end => pos + 8,
+            WT_I32 if pos + 4 <= end => pos + 4,
+            _ => return slow_each_len_field(buf, at..end, number, f),
+        };
+    }
+    Ok(())
+}
+
+#[cold]
+fn slow_each_len_field(
+    buf: &[u8],
+    range: Range<usize>,
+    number: u32,
+    mut f: impl FnMut(Range<usize>) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    let mut r = Reader::new(buf, range);
+    while let Some(field) = r.next_field()? {
+        if field.number == number {
+            f(field.len_payload()?)?;
+        }
+    }
+    Ok(())
+}
+
 /// `last_len_field` from `range` on with the full reader (groups, errors).
 #[cold]
 fn slow_last_len_field(
@@ -335,5 +393,21 @@ mod tests {
         let mut buf = vec![0x0b; 100];
         buf.extend(vec![0x0c; 100]);
         assert!(matches!(fields(&buf), Err(WireError::TooDeep(_))));
+    }
+
+    proptest::proptest! {
+        /// The fast loop finds exactly what the full reader finds, and fails where it fails.
+        #[test]
+        fn each_len_field_agrees_with_the_reader(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), n in 1u32..4) {
+            let mut fast = vec![];
+            let fast = each_len_field(&bytes, 0..bytes.len(), n, |r| { fast.push(r); Ok(()) }).map(|()| fast);
+            let slow = fields(&bytes).and_then(|fs| {
+                fs.into_iter().filter(|f| f.number == n).map(|f| f.len_payload()).collect::<Result<Vec<_>, _>>()
+            });
+            proptest::prop_assert_eq!(fast.is_ok(), slow.is_ok());
+            if let (Ok(a), Ok(b)) = (fast, slow) {
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
     }
 }

@@ -148,17 +148,39 @@ fn run(path: &std::path::Path, cores: Option<&str>) -> anyhow::Result<ExitCode> 
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let gateway = Gateway::start(&cfg, parse_cores(cores)?).context("starting the gateway")?;
-    register_stop(&gateway.stop_flag())?;
+    let mut gateway = Gateway::start(&cfg, parse_cores(cores)?).context("starting the gateway")?;
+    let stop = gateway.stop_flag();
+    register_stop(&stop)?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
     eprintln!(
         "otlp-gateway: OTLP/gRPC on {} with {} core(s) {:?}",
         gateway.grpc_addr,
         gateway.cores.len(),
         gateway.cores
     );
+    while !stop.load(Ordering::SeqCst) {
+        if hup.swap(false, Ordering::SeqCst) {
+            reload(&mut gateway, path);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     gateway.wait();
     eprintln!("otlp-gateway: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: reads the config again and applies it; a config that does not load, or that
+/// changes what needs a restart, is logged and the running one stays.
+fn reload(gateway: &mut Gateway, path: &std::path::Path) {
+    let cfg = match config::load_file(path) {
+        Ok(cfg) => cfg,
+        Err(errors) => return eprintln!("otlp-gateway: reload refused, the config has errors:\n{errors}"),
+    };
+    match gateway.reload(&cfg) {
+        Ok(()) => eprintln!("otlp-gateway: reloaded {}", path.display()),
+        Err(e) => eprintln!("otlp-gateway: reload refused: {e}"),
+    }
 }
 
 fn register_stop(flag: &Arc<AtomicBool>) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use super::error::ExportError;
 use super::single_flight::SingleFlight;
 
 /// Connection settings shared by a core's backends.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSettings {
     /// Per-call deadline (the exporter's `timeout`).
     pub timeout: Duration,
@@ -52,6 +52,10 @@ pub struct Backend {
 impl Backend {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    pub fn settings(&self) -> &BackendSettings {
+        &self.settings
     }
 
     pub fn new(name: String, addr: SocketAddr, settings: BackendSettings) -> Rc<Self> {

@@ -1,6 +1,7 @@
 //! One data-plane core: its listeners, their connections, its pipelines and backend pools.
 //! It hears from the control plane only through its `Control` channel.
 
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -11,13 +12,14 @@ use glommio::channels::shared_channel::SharedReceiver;
 use glommio::net::TcpListener;
 use glommio::sync::Gate;
 
+use super::pools::Routing;
 use super::shutdown::Shutdown;
-use crate::config::{RoutingKey, Signal};
-use crate::exporter::{Backend, BackendSettings};
+use crate::config::{ComponentId, RoutingKey, Signal};
+use crate::exporter::BackendSettings;
 use crate::grpc::{Status, signal_of};
+use crate::receiver::Pipeline;
 use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
-use crate::receiver::{Pipeline, Topology};
 use crate::routing::Ring;
 
 /// The backend set as the control plane computed it: built once, replicated to every core.
@@ -36,6 +38,8 @@ pub enum Control {
     /// A new backend set for `exporter` (an index into `CoreSpec::exporters`). Requests in
     /// flight finish on the set they started with; the next request uses the new one.
     Backends { exporter: usize, set: Arc<BackendSet> },
+    /// A reloaded config: same listeners, new pipelines, keys and exporters.
+    Reload(Arc<CoreSpec>),
 }
 
 /// One OTLP/gRPC receiver endpoint, served on every core through SO_REUSEPORT.
@@ -51,6 +55,7 @@ pub struct ListenerSpec {
 /// One exporter: a backend pool per core, shared by the pipelines that use it.
 #[derive(Debug, Clone)]
 pub struct ExporterSpec {
+    pub id: ComponentId,
     pub backends: Option<Arc<BackendSet>>,
     pub settings: BackendSettings,
 }
@@ -74,20 +79,35 @@ pub struct CoreSpec {
 
 /// The gateway's gRPC service on one listener of one core.
 pub struct GatewayService {
-    routes: [Option<Rc<Pipeline>>; 3],
-    max_recv: usize,
+    /// The pipeline per signal; replaced whole on reload, between requests.
+    routes: RefCell<[Option<Rc<Pipeline>>; 3]>,
+    max_recv: Cell<usize>,
     budget: Rc<ByteBudget>,
+}
+
+impl GatewayService {
+    fn new(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>) -> Self {
+        let service = GatewayService { routes: Default::default(), max_recv: Cell::new(0), budget: budget.clone() };
+        service.update(l, pipelines);
+        service
+    }
+
+    fn update(&self, l: &ListenerSpec, pipelines: &[Rc<Pipeline>]) {
+        let route = |s: usize| l.routes[s].and_then(|i| pipelines.get(i).cloned());
+        *self.routes.borrow_mut() = [route(0), route(1), route(2)];
+        self.max_recv.set(l.max_recv);
+    }
 }
 
 impl GrpcService for GatewayService {
     type Method = Signal;
 
     fn route(&self, path: &str) -> Option<Signal> {
-        signal_of(path).filter(|&s| self.routes[s as usize].is_some())
+        signal_of(path).filter(|&s| self.routes.borrow()[s as usize].is_some())
     }
 
     fn max_recv(&self) -> usize {
-        self.max_recv
+        self.max_recv.get()
     }
 
     fn budget(&self) -> &ByteBudget {
@@ -95,60 +115,22 @@ impl GrpcService for GatewayService {
     }
 
     async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
-        match &self.routes[signal as usize] {
+        let pipeline = self.routes.borrow()[signal as usize].clone();
+        match pipeline {
             Some(pipeline) => pipeline.export(framed).await,
             None => Err(Status::new(crate::grpc::Code::Unimplemented, "no pipeline for this signal")),
         }
     }
 }
 
-/// Builds this core's pool for a backend set.
-pub fn topology(set: &BackendSet, settings: &BackendSettings) -> Topology {
-    let names = set.ring.backends();
-    let backends = names.iter().zip(&set.addrs).map(|(n, a)| Backend::new(n.clone(), *a, settings.clone())).collect();
-    Topology { ring: set.ring.clone(), backends }
-}
-
-/// A core's routing state: one backend pool per exporter, and the pipelines that use them.
-struct Routing {
-    spec: CoreSpec,
-    pools: Vec<Option<Rc<Topology>>>,
-    pipelines: Vec<Rc<Pipeline>>,
-}
-
-impl Routing {
-    fn new(spec: CoreSpec) -> Self {
-        let pools: Vec<Option<Rc<Topology>>> =
-            spec.exporters.iter().map(|e| e.backends.as_deref().map(|s| Rc::new(topology(s, &e.settings)))).collect();
-        let pool = |i: usize| pools.get(i).cloned().flatten();
-        let pipelines =
-            spec.pipelines.iter().map(|p| Rc::new(Pipeline::new(p.signal, &p.key, pool(p.exporter)))).collect();
-        Routing { spec, pools, pipelines }
+/// Applies a reloaded spec: new pipelines and pools (keeping live connections), and every
+/// listener routed to them. Listener addresses are unchanged (the control plane checks).
+fn reload(old: &Routing, spec: &CoreSpec, services: &[Rc<GatewayService>]) -> Routing {
+    let routing = Routing::build(spec.clone(), Some(old));
+    for (l, service) in spec.listeners.iter().zip(services) {
+        service.update(l, &routing.pipelines);
     }
-
-    /// Swaps in a new backend set, keeping the connections of backends that stay.
-    fn set_backends(&mut self, exporter: usize, set: &BackendSet) {
-        let (Some(e), Some(slot)) = (self.spec.exporters.get(exporter), self.pools.get_mut(exporter)) else { return };
-        let old = slot.take();
-        let kept = |name: &str, addr: SocketAddr| {
-            old.iter().flat_map(|t| t.backends.iter()).find(|b| b.name == name && b.addr() == addr).cloned()
-        };
-        let backends = (set.ring.backends().iter().zip(&set.addrs))
-            .map(|(n, &a)| kept(n, a).unwrap_or_else(|| Backend::new(n.clone(), a, e.settings.clone())))
-            .collect();
-        let topology = Some(Rc::new(Topology { ring: set.ring.clone(), backends }));
-        *slot = topology.clone();
-        for (p, spec) in self.pipelines.iter().zip(&self.spec.pipelines) {
-            if spec.exporter == exporter {
-                p.set_topology(topology.clone());
-            }
-        }
-    }
-}
-
-fn service(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>) -> GatewayService {
-    let route = |s: usize| l.routes[s].and_then(|i| pipelines.get(i).cloned());
-    GatewayService { routes: [route(0), route(1), route(2)], max_recv: l.max_recv, budget: budget.clone() }
+    routing
 }
 
 fn bind_all(spec: &CoreSpec) -> Result<Vec<TcpListener>, String> {
@@ -166,21 +148,20 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let _ = ready.send(Ok(()));
     let control = control.connect().await;
     let mut routing = Routing::new(spec.clone());
-    let pipelines = routing.pipelines.clone();
     let max_recv = spec.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
     let budget = Rc::new(ByteBudget::new(super::tuning::core_request_budget(max_recv)));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
-    let acceptors: Vec<_> = listeners
-        .into_iter()
-        .zip(&spec.listeners)
-        .map(|(tcp, l)| {
-            let service = Rc::new(service(l, &pipelines, &budget));
-            glommio::spawn_local(serve(tcp, service, l.max_streams, shutdown.clone(), gate.clone()))
+    let services: Vec<Rc<GatewayService>> =
+        spec.listeners.iter().map(|l| Rc::new(GatewayService::new(l, &routing.pipelines, &budget))).collect();
+    let acceptors: Vec<_> = (listeners.into_iter().zip(&spec.listeners).zip(&services))
+        .map(|((tcp, l), service)| {
+            glommio::spawn_local(serve(tcp, service.clone(), l.max_streams, shutdown.clone(), gate.clone()))
         })
         .collect();
     let drain = loop {
         match control.recv().await {
             Some(Control::Backends { exporter, set }) => routing.set_backends(exporter, &set),
+            Some(Control::Reload(spec)) => routing = reload(&routing, &spec, &services),
             Some(Control::Shutdown { drain }) => break drain,
             None => break Duration::from_secs(10),
         }

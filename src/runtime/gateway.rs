@@ -1,23 +1,22 @@
-//! Starting and stopping the gateway: the control plane resolves config into a backend set,
-//! reserves the listening port, pins one executor per core, and later tells cores to stop.
+//! Starting, reloading and stopping the gateway: plan what every core runs, reserve the
+//! listening ports, pin one executor per core, then talk to cores only through the control
+//! plane (`control.rs`).
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use glommio::channels::shared_channel::{self, ConnectedSender, SharedSender};
+use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
-use super::core::{self, BackendSet, Control, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
-use crate::config::{
-    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
-};
-use crate::exporter::BackendSettings;
-use crate::resolver::{self, ResolverHandle, backend_names};
-use crate::routing::Ring;
-use std::sync::mpsc::{Receiver, Sender};
+use super::control::{self, ToControl};
+use super::core::{self, CoreSpec, ListenerSpec};
+use super::plan::{Plan, plan};
+use crate::config::{ComponentId, Config};
+use crate::resolver::ResolverHandle;
 
 /// Why the gateway could not start. Reported before any traffic is accepted.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +35,15 @@ pub enum StartError {
     Cores(String),
 }
 
+/// Why a reload was not applied; the running config stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Plan(#[from] StartError),
+    #[error("{0} changed; that takes a restart (nothing was applied)")]
+    NeedsRestart(String),
+}
+
 /// A running gateway.
 pub struct Gateway {
     /// The first OTLP/gRPC receiver's address (the real port when configured as 0).
@@ -47,6 +55,10 @@ pub struct Gateway {
     drain: Duration,
     control: Option<ExecutorJoinHandle<()>>,
     executors: Vec<ExecutorJoinHandle<()>>,
+    inbox: Sender<ToControl>,
+    /// The listeners as configured, to tell what a reload may change.
+    listeners: Vec<ListenerSpec>,
+    generation: u64,
     /// DNS resolvers, one per exporter that uses one; they stop when dropped.
     resolvers: Vec<ResolverHandle>,
 }
@@ -57,21 +69,19 @@ impl Gateway {
         let cores = choose_cores(cores.or_else(|| cfg.runtime.cores.clone()))?;
         let plan = plan(cfg)?;
         let reservations = plan.listeners.iter().map(|l| reserve_port(l.addr)).collect::<Result<Vec<_>, _>>()?;
-        let mut spec = plan.spec;
-        for (l, r) in spec.listeners.iter_mut().zip(&reservations) {
-            l.addr = r.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(l.addr);
-        }
-        let grpc_addrs: Vec<_> = plan.ids.into_iter().zip(spec.listeners.iter().map(|l| l.addr)).collect();
-        let (updates_tx, updates) = std::sync::mpsc::channel();
-        let mut gw = Gateway::spawn_cores(spec, cores, updates)?;
+        let bound: Vec<SocketAddr> = reservations
+            .iter()
+            .zip(&plan.listeners)
+            .map(|(r, l)| r.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(l.addr))
+            .collect();
+        let mut gw = Gateway::spawn_cores(&plan, &bound, cores)?;
         drop(reservations);
-        gw.resolvers = start_resolvers(&plan.dns, updates_tx)?;
-        gw.grpc_addr = grpc_addrs.first().map_or(gw.grpc_addr, |(_, a)| *a);
-        gw.grpc_addrs = grpc_addrs;
+        gw.resolvers = control::start_resolvers(&plan.dns, 0, &gw.inbox)?;
         Ok(gw)
     }
 
-    fn spawn_cores(spec: CoreSpec, cores: Vec<usize>, updates: Receiver<Update>) -> Result<Gateway, StartError> {
+    fn spawn_cores(plan: &Plan, bound: &[SocketAddr], cores: Vec<usize>) -> Result<Gateway, StartError> {
+        let spec = with_addrs(&plan.spec, bound);
         let (mut senders, mut executors) = (Vec::new(), Vec::new());
         for &core in &cores {
             let (tx, rx) = shared_channel::new_bounded(8);
@@ -86,20 +96,51 @@ impl Gateway {
             senders.push(tx);
             executors.push(handle);
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let drain = Duration::from_secs(10);
-        let control = spawn_control(senders, updates, stop.clone(), drain)?;
-        let grpc_addr = spec.listeners.first().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |l| l.addr);
+        let (stop, drain) = (Arc::new(AtomicBool::new(false)), Duration::from_secs(10));
+        let (inbox, from_anyone) = std::sync::mpsc::channel();
+        let control = control::spawn(senders, from_anyone, stop.clone(), drain)?;
         Ok(Gateway {
-            grpc_addr,
-            grpc_addrs: Vec::new(),
+            grpc_addr: bound.first().copied().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+            grpc_addrs: plan.ids.iter().cloned().zip(bound.iter().copied()).collect(),
             cores,
             stop,
             drain,
             control: Some(control),
             executors,
+            inbox,
+            listeners: plan.listeners.clone(),
+            generation: 0,
             resolvers: Vec::new(),
         })
+    }
+
+    /// Applies a new config without dropping connections: pipelines, routing keys, exporters,
+    /// backend lists and resolvers change; receivers (their endpoints and stream limits) and
+    /// cores cannot, and a config that changes them is refused whole.
+    pub fn reload(&mut self, cfg: &Config) -> Result<(), ReloadError> {
+        let plan = plan(cfg)?;
+        self.check_listeners(&plan)?;
+        let bound: Vec<SocketAddr> = self.grpc_addrs.iter().map(|(_, a)| *a).collect();
+        self.generation += 1;
+        let spec = Arc::new(with_addrs(&plan.spec, &bound));
+        let _ = self.inbox.send(ToControl::Reload { generation: self.generation, spec });
+        self.resolvers = control::start_resolvers(&plan.dns, self.generation, &self.inbox)?;
+        Ok(())
+    }
+
+    fn check_listeners(&self, plan: &Plan) -> Result<(), ReloadError> {
+        let ids: Vec<&ComponentId> = self.grpc_addrs.iter().map(|(id, _)| id).collect();
+        if plan.ids.iter().collect::<Vec<_>>() != ids {
+            return Err(ReloadError::NeedsRestart("the set of OTLP/gRPC receivers".into()));
+        }
+        let same = |a: &ListenerSpec, b: &ListenerSpec| a.addr == b.addr && a.max_streams == b.max_streams;
+        match plan.listeners.iter().zip(&self.listeners).position(|(a, b)| !same(a, b)) {
+            Some(i) => Err(ReloadError::NeedsRestart(format!(
+                "receiver `{}` (endpoint or max_concurrent_streams)",
+                plan.ids[i]
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The flag that stops the gateway; signal handlers set it.
@@ -114,13 +155,13 @@ impl Gateway {
 
     /// Blocks until the gateway has stopped (after the stop flag is set).
     pub fn wait(mut self) {
-        self.resolvers.clear();
         if let Some(c) = self.control.take() {
             let _ = c.join();
         }
         for e in self.executors.drain(..) {
             let _ = e.join();
         }
+        self.resolvers.clear();
     }
 
     /// Stops accepting, drains, and waits for every core to exit.
@@ -130,167 +171,13 @@ impl Gateway {
     }
 }
 
-/// A resolved backend list for an exporter (an index into `CoreSpec::exporters`).
-type Update = (usize, Vec<SocketAddr>);
-
-/// The control plane: turns resolver updates into backend sets for every core, and the stop
-/// flag into `Shutdown` messages.
-fn spawn_control(
-    senders: Vec<SharedSender<Control>>,
-    updates: Receiver<Update>,
-    stop: Arc<AtomicBool>,
-    drain: Duration,
-) -> Result<ExecutorJoinHandle<()>, StartError> {
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .name("otlp-control")
-        .spawn(move || async move {
-            let mut connected: Vec<ConnectedSender<Control>> = Vec::new();
-            for s in senders {
-                connected.push(s.connect().await);
-            }
-            while !stop.load(Ordering::SeqCst) {
-                while let Ok((exporter, list)) = updates.try_recv() {
-                    broadcast_backends(&connected, exporter, &list).await;
-                }
-                glommio::timer::sleep(Duration::from_millis(20)).await;
-            }
-            for c in &connected {
-                let _ = c.send(Control::Shutdown { drain }).await;
-            }
-        })
-        .map_err(|e| StartError::Cores(format!("control plane: {e}")))
-}
-
-/// Builds the ring once and hands every core a copy: all cores converge in one message round.
-async fn broadcast_backends(cores: &[ConnectedSender<Control>], exporter: usize, list: &[SocketAddr]) {
-    let Ok(ring) = Ring::new(&backend_names(list)) else { return };
-    let addr_of = |name: &String| list.iter().find(|a| a.to_string() == *name).copied();
-    let Some(addrs) = ring.backends().iter().map(addr_of).collect::<Option<Vec<_>>>() else { return };
-    let set = Arc::new(BackendSet { ring, addrs });
-    for c in cores {
-        let _ = c.send(Control::Backends { exporter, set: set.clone() }).await;
+/// `spec` with its listeners on the addresses actually bound (port 0 made real).
+fn with_addrs(spec: &CoreSpec, bound: &[SocketAddr]) -> CoreSpec {
+    let mut spec = spec.clone();
+    for (l, a) in spec.listeners.iter_mut().zip(bound) {
+        l.addr = *a;
     }
-}
-
-fn start_resolvers(dns: &[(usize, DnsResolver)], updates: Sender<Update>) -> Result<Vec<ResolverHandle>, StartError> {
-    let start = |(exporter, cfg): &(usize, DnsResolver)| {
-        let (tx, e) = (updates.clone(), *exporter);
-        Ok(resolver::spawn(cfg, move |list| drop(tx.send((e, list))))?)
-    };
-    dns.iter().map(start).collect()
-}
-
-/// What the cores will run, derived from the config's routes.
-struct Plan {
-    spec: CoreSpec,
-    /// Receiver ids, indexed like `spec.listeners`.
-    ids: Vec<ComponentId>,
-    listeners: Vec<ListenerSpec>,
-    /// Exporters whose backends come from DNS, by index into `spec.exporters`.
-    dns: Vec<(usize, DnsResolver)>,
-}
-
-fn plan(cfg: &Config) -> Result<Plan, StartError> {
-    let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new() };
-    let (mut exporter_ids, mut ids) = (Vec::new(), Vec::new());
-    for route in cfg.routes() {
-        let (Some(receiver), Some(exporter)) = (cfg.receivers.get(&route.receiver), cfg.exporters.get(&route.exporter))
-        else {
-            continue;
-        };
-        let Some(grpc) = &receiver.grpc else { continue };
-        let e = index_of(&mut exporter_ids, &route.exporter, || exporter_spec(exporter), &mut spec.exporters)?;
-        let pipeline = PipelineSpec { signal: route.signal, key: routing_key(exporter, route.signal), exporter: e };
-        let p =
-            position_or_push(&mut spec.pipelines, pipeline, |a, b| a.signal == b.signal && a.exporter == b.exporter);
-        let l = index_of(&mut ids, &route.receiver, || listener_spec(grpc), &mut spec.listeners)?;
-        spec.listeners[l].routes[route.signal as usize] = Some(p);
-    }
-    if spec.listeners.is_empty() {
-        return Err(StartError::NoGrpcReceiver);
-    }
-    let listeners = spec.listeners.clone();
-    let dns =
-        exporter_ids.iter().enumerate().filter_map(|(i, id)| Some((i, dns_of(cfg.exporters.get(id)?)?))).collect();
-    Ok(Plan { spec, ids, listeners, dns })
-}
-
-/// The index of `id` in `ids`, building and pushing its value on first sight.
-fn index_of<T>(
-    ids: &mut Vec<ComponentId>,
-    id: &ComponentId,
-    build: impl FnOnce() -> Result<T, StartError>,
-    values: &mut Vec<T>,
-) -> Result<usize, StartError> {
-    if let Some(i) = ids.iter().position(|x| x == id) {
-        return Ok(i);
-    }
-    values.push(build()?);
-    ids.push(id.clone());
-    Ok(ids.len() - 1)
-}
-
-fn position_or_push<T>(values: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> bool) -> usize {
-    values.iter().position(|v| same(v, &value)).unwrap_or_else(|| {
-        values.push(value);
-        values.len() - 1
-    })
-}
-
-fn listener_spec(grpc: &GrpcServer) -> Result<ListenerSpec, StartError> {
-    let addr = resolve_one("receiver endpoint", &grpc.endpoint)?;
-    Ok(ListenerSpec {
-        addr,
-        max_recv: grpc.max_recv_msg_size,
-        max_streams: grpc.max_concurrent_streams,
-        routes: [None; 3],
-    })
-}
-
-fn exporter_spec(exporter: &Exporter) -> Result<ExporterSpec, StartError> {
-    let protocol = match exporter {
-        Exporter::LoadBalancing(lb) => &lb.protocol,
-        Exporter::Otlp(otlp) => otlp,
-    };
-    let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
-    Ok(ExporterSpec { backends: backend_set(exporter)?, settings })
-}
-
-fn routing_key(exporter: &Exporter, signal: Signal) -> RoutingKey {
-    match exporter {
-        Exporter::LoadBalancing(lb) => lb.key_for(signal),
-        Exporter::Otlp(_) => RoutingKey::default_for(signal),
-    }
-}
-
-fn dns_of(exporter: &Exporter) -> Option<DnsResolver> {
-    match exporter {
-        Exporter::LoadBalancing(LoadBalancing { resolver: Resolver::Dns(dns), .. }) => Some(dns.clone()),
-        _ => None,
-    }
-}
-
-/// The ring and addresses for a static backend list, resolved once here on the control plane;
-/// `None` for DNS (the resolver sends sets later) or an empty list.
-fn backend_set(exporter: &Exporter) -> Result<Option<Arc<BackendSet>>, StartError> {
-    let Some(hosts) = exporter.static_backends() else { return Ok(None) };
-    let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
-    let Ok(ring) = Ring::new(&names) else {
-        return Ok(None);
-    };
-    let addrs = ring.backends().iter().map(|name| resolve_name("backend", name)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(Arc::new(BackendSet { ring, addrs })))
-}
-
-fn resolve_one(what: &'static str, hp: &HostPort) -> Result<SocketAddr, StartError> {
-    let host = if hp.host.is_empty() { "0.0.0.0" } else { hp.host.as_str() };
-    resolve_name(what, &HostPort { host: host.to_string(), port: hp.port }.to_string())
-}
-
-fn resolve_name(what: &'static str, name: &str) -> Result<SocketAddr, StartError> {
-    let err = |reason: String| StartError::Resolve { what, addr: name.to_string(), reason };
-    let mut addrs = name.to_socket_addrs().map_err(|e| err(e.to_string()))?;
-    addrs.next().ok_or_else(|| err("no addresses".into()))
+    spec
 }
 
 /// Binds (without listening) so that port 0 becomes one real port every core then shares

@@ -1,0 +1,98 @@
+//! The control plane's executor: the only place that talks to cores. It turns resolver
+//! updates into rings (built once, sent to every core), reloads into new specs, and the stop
+//! flag into `Shutdown`. Everything reaches it over one channel, so a reload and the updates
+//! of the resolvers it starts arrive in the order they happened.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{ConnectedSender, SharedSender};
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+
+use super::core::{BackendSet, Control, CoreSpec};
+use super::gateway::StartError;
+use crate::config::DnsResolver;
+use crate::resolver::{self, ResolverHandle, backend_names};
+use crate::routing::Ring;
+
+/// What the control plane hears from the rest of the process.
+#[derive(Debug)]
+pub(super) enum ToControl {
+    /// A resolver of config generation `generation` has a new list for `exporter` (an index
+    /// into that generation's `CoreSpec::exporters`).
+    Resolved { generation: u64, exporter: usize, list: Vec<SocketAddr> },
+    /// A reloaded config; updates from older generations are dropped from now on.
+    Reload { generation: u64, spec: Arc<CoreSpec> },
+}
+
+/// Starts the control executor.
+pub(super) fn spawn(
+    senders: Vec<SharedSender<Control>>,
+    inbox: Receiver<ToControl>,
+    stop: Arc<AtomicBool>,
+    drain: Duration,
+) -> Result<ExecutorJoinHandle<()>, StartError> {
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name("otlp-control")
+        .spawn(move || async move {
+            let mut cores: Vec<ConnectedSender<Control>> = Vec::new();
+            for s in senders {
+                cores.push(s.connect().await);
+            }
+            let mut generation = 0;
+            while !stop.load(Ordering::SeqCst) {
+                while let Ok(msg) = inbox.try_recv() {
+                    handle(&cores, &mut generation, msg).await;
+                }
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+            broadcast(&cores, || Control::Shutdown { drain }).await;
+        })
+        .map_err(|e| StartError::Cores(format!("control plane: {e}")))
+}
+
+async fn handle(cores: &[ConnectedSender<Control>], generation: &mut u64, msg: ToControl) {
+    match msg {
+        ToControl::Reload { generation: g, spec } => {
+            *generation = g;
+            broadcast(cores, || Control::Reload(spec.clone())).await;
+        }
+        ToControl::Resolved { generation: g, exporter, list } if g == *generation => {
+            if let Some(set) = backend_set(&list) {
+                broadcast(cores, || Control::Backends { exporter, set: set.clone() }).await;
+            }
+        }
+        ToControl::Resolved { .. } => {}
+    }
+}
+
+async fn broadcast(cores: &[ConnectedSender<Control>], msg: impl Fn() -> Control) {
+    for c in cores {
+        let _ = c.send(msg()).await;
+    }
+}
+
+/// The ring for a resolved list, built once: every core gets a copy in the same message round.
+fn backend_set(list: &[SocketAddr]) -> Option<Arc<BackendSet>> {
+    let ring = Ring::new(&backend_names(list)).ok()?;
+    let addr_of = |name: &String| list.iter().find(|a| a.to_string() == *name).copied();
+    let addrs = ring.backends().iter().map(addr_of).collect::<Option<Vec<_>>>()?;
+    Some(Arc::new(BackendSet { ring, addrs }))
+}
+
+/// Starts one resolver per DNS exporter of config generation `generation`.
+pub(super) fn start_resolvers(
+    dns: &[(usize, DnsResolver)],
+    generation: u64,
+    inbox: &Sender<ToControl>,
+) -> Result<Vec<ResolverHandle>, StartError> {
+    let start = |(exporter, cfg): &(usize, DnsResolver)| {
+        let (tx, exporter) = (inbox.clone(), *exporter);
+        let send = move |list| drop(tx.send(ToControl::Resolved { generation, exporter, list }));
+        Ok(resolver::spawn(cfg, send)?)
+    };
+    dns.iter().map(start).collect()
+}

@@ -1,0 +1,128 @@
+//! From config to what every core runs: one listener per OTLP/gRPC receiver, one pipeline per
+//! (signal, exporter), one backend pool per exporter; static backends resolved once here.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
+use super::gateway::StartError;
+use crate::config::{
+    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
+};
+use crate::exporter::BackendSettings;
+use crate::routing::Ring;
+
+/// What the cores will run, derived from the config's routes.
+pub(super) struct Plan {
+    pub spec: CoreSpec,
+    /// Receiver ids, indexed like `spec.listeners`.
+    pub ids: Vec<ComponentId>,
+    /// The listeners as configured (before port 0 is bound).
+    pub listeners: Vec<ListenerSpec>,
+    /// Exporters whose backends come from DNS, by index into `spec.exporters`.
+    pub dns: Vec<(usize, DnsResolver)>,
+}
+
+pub(super) fn plan(cfg: &Config) -> Result<Plan, StartError> {
+    let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new() };
+    let (mut exporter_ids, mut ids) = (Vec::new(), Vec::new());
+    for route in cfg.routes() {
+        let (Some(receiver), Some(exporter)) = (cfg.receivers.get(&route.receiver), cfg.exporters.get(&route.exporter))
+        else {
+            continue;
+        };
+        let Some(grpc) = &receiver.grpc else { continue };
+        let build = || exporter_spec(&route.exporter, exporter);
+        let e = index_of(&mut exporter_ids, &route.exporter, build, &mut spec.exporters)?;
+        let pipeline = PipelineSpec { signal: route.signal, key: routing_key(exporter, route.signal), exporter: e };
+        let p =
+            position_or_push(&mut spec.pipelines, pipeline, |a, b| a.signal == b.signal && a.exporter == b.exporter);
+        let l = index_of(&mut ids, &route.receiver, || listener_spec(grpc), &mut spec.listeners)?;
+        spec.listeners[l].routes[route.signal as usize] = Some(p);
+    }
+    if spec.listeners.is_empty() {
+        return Err(StartError::NoGrpcReceiver);
+    }
+    let listeners = spec.listeners.clone();
+    let dns =
+        exporter_ids.iter().enumerate().filter_map(|(i, id)| Some((i, dns_of(cfg.exporters.get(id)?)?))).collect();
+    Ok(Plan { spec, ids, listeners, dns })
+}
+
+/// The index of `id` in `ids`, building and pushing its value on first sight.
+fn index_of<T>(
+    ids: &mut Vec<ComponentId>,
+    id: &ComponentId,
+    build: impl FnOnce() -> Result<T, StartError>,
+    values: &mut Vec<T>,
+) -> Result<usize, StartError> {
+    if let Some(i) = ids.iter().position(|x| x == id) {
+        return Ok(i);
+    }
+    values.push(build()?);
+    ids.push(id.clone());
+    Ok(ids.len() - 1)
+}
+
+fn position_or_push<T>(values: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> bool) -> usize {
+    values.iter().position(|v| same(v, &value)).unwrap_or_else(|| {
+        values.push(value);
+        values.len() - 1
+    })
+}
+
+fn listener_spec(grpc: &GrpcServer) -> Result<ListenerSpec, StartError> {
+    let addr = resolve_one("receiver endpoint", &grpc.endpoint)?;
+    Ok(ListenerSpec {
+        addr,
+        max_recv: grpc.max_recv_msg_size,
+        max_streams: grpc.max_concurrent_streams,
+        routes: [None; 3],
+    })
+}
+
+fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {
+    let protocol = match exporter {
+        Exporter::LoadBalancing(lb) => &lb.protocol,
+        Exporter::Otlp(otlp) => otlp,
+    };
+    let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
+    Ok(ExporterSpec { id: id.clone(), backends: backend_set(exporter)?, settings })
+}
+
+fn routing_key(exporter: &Exporter, signal: Signal) -> RoutingKey {
+    match exporter {
+        Exporter::LoadBalancing(lb) => lb.key_for(signal),
+        Exporter::Otlp(_) => RoutingKey::default_for(signal),
+    }
+}
+
+fn dns_of(exporter: &Exporter) -> Option<DnsResolver> {
+    match exporter {
+        Exporter::LoadBalancing(LoadBalancing { resolver: Resolver::Dns(dns), .. }) => Some(dns.clone()),
+        _ => None,
+    }
+}
+
+/// The ring and addresses for a static backend list, resolved once here on the control plane;
+/// `None` for DNS (the resolver sends sets later) or an empty list.
+fn backend_set(exporter: &Exporter) -> Result<Option<Arc<BackendSet>>, StartError> {
+    let Some(hosts) = exporter.static_backends() else { return Ok(None) };
+    let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    let Ok(ring) = Ring::new(&names) else {
+        return Ok(None);
+    };
+    let addrs = ring.backends().iter().map(|name| resolve_name("backend", name)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Arc::new(BackendSet { ring, addrs })))
+}
+
+pub(super) fn resolve_one(what: &'static str, hp: &HostPort) -> Result<SocketAddr, StartError> {
+    let host = if hp.host.is_empty() { "0.0.0.0" } else { hp.host.as_str() };
+    resolve_name(what, &HostPort { host: host.to_string(), port: hp.port }.to_string())
+}
+
+fn resolve_name(what: &'static str, name: &str) -> Result<SocketAddr, StartError> {
+    let err = |reason: String| StartError::Resolve { what, addr: name.to_string(), reason };
+    let mut addrs = name.to_socket_addrs().map_err(|e| err(e.to_string()))?;
+    addrs.next().ok_or_else(|| err("no addresses".into()))
+}

@@ -1,0 +1,71 @@
+//! A core's routing state: one backend pool per exporter, the pipelines that use them, and how
+//! both are replaced when the backend set changes or the config is reloaded. Connections to
+//! backends that stay (same name, address and settings) are kept across every change.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use super::core::{BackendSet, CoreSpec, ExporterSpec};
+use crate::exporter::{Backend, BackendSettings};
+use crate::receiver::{Pipeline, Topology};
+
+pub(super) struct Routing {
+    pub spec: CoreSpec,
+    pools: Vec<Option<Rc<Topology>>>,
+    pub pipelines: Vec<Rc<Pipeline>>,
+}
+
+impl Routing {
+    pub fn new(spec: CoreSpec) -> Self {
+        Routing::build(spec, None)
+    }
+
+    /// The routing for `spec`, reusing what `old` has: connections to backends that stay, and
+    /// the current pool of an exporter whose backends come from DNS (until the resolver speaks).
+    pub fn build(spec: CoreSpec, old: Option<&Routing>) -> Self {
+        let pool = |e: &ExporterSpec| match &e.backends {
+            Some(set) => Some(Rc::new(build_pool(set, &e.settings, old))),
+            None => old.and_then(|o| o.pool_of(e)),
+        };
+        let pools: Vec<Option<Rc<Topology>>> = spec.exporters.iter().map(pool).collect();
+        let of = |i: usize| pools.get(i).cloned().flatten();
+        let pipelines =
+            spec.pipelines.iter().map(|p| Rc::new(Pipeline::new(p.signal, &p.key, of(p.exporter)))).collect();
+        Routing { spec, pools, pipelines }
+    }
+
+    /// Swaps in a new backend set for `exporter`; requests in flight keep the old one.
+    pub fn set_backends(&mut self, exporter: usize, set: &BackendSet) {
+        let Some(e) = self.spec.exporters.get(exporter) else { return };
+        let topology = Some(Rc::new(build_pool(set, &e.settings, Some(self))));
+        if let Some(slot) = self.pools.get_mut(exporter) {
+            *slot = topology.clone();
+        }
+        for (p, spec) in self.pipelines.iter().zip(&self.spec.pipelines) {
+            if spec.exporter == exporter {
+                p.set_topology(topology.clone());
+            }
+        }
+    }
+
+    /// The pool of the exporter with `e`'s id, if this routing has one.
+    fn pool_of(&self, e: &ExporterSpec) -> Option<Rc<Topology>> {
+        let i = self.spec.exporters.iter().position(|x| x.id == e.id)?;
+        self.pools.get(i).cloned().flatten()
+    }
+
+    fn backend(&self, name: &str, addr: SocketAddr, settings: &BackendSettings) -> Option<Rc<Backend>> {
+        let all = self.pools.iter().flatten().flat_map(|t| t.backends.iter());
+        all.clone().find(|b| b.name == name && b.addr() == addr && b.settings() == settings).cloned()
+    }
+}
+
+/// A pool for `set`, taking each backend's connection from `old` when it has one.
+fn build_pool(set: &BackendSet, settings: &BackendSettings, old: Option<&Routing>) -> Topology {
+    let backend = |(name, &addr): (&String, &SocketAddr)| {
+        let kept = old.and_then(|o| o.backend(name, addr, settings));
+        kept.unwrap_or_else(|| Backend::new(name.clone(), addr, settings.clone()))
+    };
+    let backends = set.ring.backends().iter().zip(&set.addrs).map(backend).collect();
+    Topology { ring: set.ring.clone(), backends }
+}

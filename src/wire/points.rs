@@ -157,3 +157,66 @@ pub fn varint_value(buf: &[u8], f: &Field) -> Result<u64, WireError> {
     let (_, tag_len) = read_varint(buf, f.whole.start)?;
     Ok(read_varint(buf, f.whole.start + tag_len)?.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use prost::Message;
+
+    use crate::config::{RoutingKey, Signal};
+    use crate::routing::RouteKey;
+    use crate::tools::signalgen::metrics_request;
+    use crate::tools::spangen::grpc_frame;
+    use crate::wire::pb::{Reader, put_len_header};
+    use crate::wire::{Route, Splitter};
+
+    /// Field 111, bytes "mark": unknown at every level it is added to.
+    const UNKNOWN: &[u8] = &[0xfa, 0x06, 4, b'm', b'a', b'r', b'k'];
+
+    /// Re-encodes message `buf` with `UNKNOWN` appended to it and, recursively, to the
+    /// length-delimited fields along `path` (field numbers, one per level).
+    fn mark(buf: &[u8], path: &[u32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut r = Reader::new(buf, 0..buf.len());
+        while let Some(f) = r.next_field().unwrap() {
+            match path.first() {
+                Some(&n) if f.number == n => {
+                    let inner = mark(&buf[f.payload.clone()], &path[1..]);
+                    put_len_header(&mut out, n, inner.len());
+                    out.extend_from_slice(&inner);
+                }
+                _ => out.extend_from_slice(&buf[f.whole.clone()]),
+            }
+        }
+        out.extend_from_slice(UNKNOWN);
+        out
+    }
+
+    #[test]
+    fn a_cut_metric_keeps_unknown_fields_at_every_level() {
+        let body = metrics_request("svc", 1, 12).encode_to_vec();
+        // request → resource_metrics → scope_metrics → metrics → sum → data_points
+        let marked = mark(&body, &[1, 2, 2, 7, 1]);
+        let owner = |h: u64| (h % 3) as usize;
+        let route = Route { owner: &owner, backends: 3 };
+        let mut key = RouteKey::new(Signal::Metrics, &RoutingKey::StreamId);
+        let mut parts = vec![];
+        Splitter::new().split(&grpc_frame(&marked), &mut key, &route, &mut parts).unwrap();
+        assert_eq!(parts.len(), 3, "the 12 streams spread over 3 backends");
+        let mut points = 0;
+        for p in &parts {
+            let req = ExportMetricsServiceRequest::decode(&p.framed[5..]).unwrap();
+            let sum = req.resource_metrics[0].scope_metrics[0].metrics.iter().find(|m| m.name.ends_with("count"));
+            let n = match sum.and_then(|m| m.data.clone()) {
+                Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(s)) => s.data_points.len(),
+                _ => 0,
+            };
+            points += n;
+            let marks = p.framed.windows(UNKNOWN.len()).filter(|w| *w == UNKNOWN).count();
+            // request, resource, scope, the three metrics (each cut, each piece keeps its
+            // mark), the sum's `Sum`, and each of its points here
+            assert_eq!(marks, 3 + 3 + 1 + n, "backend {}", p.backend);
+        }
+        assert_eq!(points, 12, "every point of the cut metric arrived once");
+    }
+}

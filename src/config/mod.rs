@@ -17,6 +17,7 @@ mod parse;
 mod receivers;
 mod routes;
 mod service;
+mod telemetry;
 mod values;
 
 #[cfg(test)]
@@ -35,6 +36,10 @@ pub use receivers::{
 };
 pub use routes::SignalRoute;
 pub use service::{CONNECTORS_NOT_SUPPORTED, EXTENSIONS_NOT_SUPPORTED, PROCESSORS_NOT_SUPPORTED};
+pub use telemetry::{
+    DEFAULT_HEALTH_ENDPOINT, DEFAULT_METRICS_ENDPOINT, HealthCheck, LogEncoding, LogLevel, LogsConfig, MetricsConfig,
+    MetricsLevel, TelemetryConfig,
+};
 pub use values::{MAX_CORE, parse_component_id, parse_cores, parse_duration};
 
 use components::unsupported_section;
@@ -70,11 +75,8 @@ fn read_yaml(yaml: &str) -> Result<Value, ConfigErrors> {
 }
 
 /// Top-level sections this gateway does not implement; empty ones are fine.
-const UNSUPPORTED_SECTIONS: [(&str, &str); 3] = [
-    ("processors", PROCESSORS_NOT_SUPPORTED),
-    ("connectors", CONNECTORS_NOT_SUPPORTED),
-    ("extensions", EXTENSIONS_NOT_SUPPORTED),
-];
+const UNSUPPORTED_SECTIONS: [(&str, &str); 2] =
+    [("processors", PROCESSORS_NOT_SUPPORTED), ("connectors", CONNECTORS_NOT_SUPPORTED)];
 
 fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
     let mut fields = root.fields(errs);
@@ -83,7 +85,8 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
     for (key, message) in UNSUPPORTED_SECTIONS {
         unsupported_section(&fields.take_or_null(key), errs, message);
     }
-    let declared = Declared { receivers: &receivers.declared, exporters: &exporters.declared };
+    let (health_check, extensions) = telemetry::extensions(&fields.take_or_null("extensions"), errs);
+    let declared = Declared { receivers: &receivers.declared, exporters: &exporters.declared, extensions: &extensions };
     let service = service::service(&fields.take_or_null("service"), declared, errs);
     fields.finish(errs);
     let config = Config {
@@ -91,6 +94,11 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
         exporters: exporters.parsed,
         pipelines: service.pipelines,
         runtime: service.runtime,
+        telemetry: TelemetryConfig {
+            metrics: service.metrics,
+            logs: service.logs,
+            health_check: health_check.filter(|_| service.health_check),
+        },
     };
     routes::check(&config, errs);
     config

@@ -47,7 +47,8 @@ fn run_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("otlp-gw-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("gw.yaml");
-    let yaml = std::fs::read_to_string(fixture("local-static.yaml")).unwrap().replace("127.0.0.1:4317", "127.0.0.1:0");
+    let yaml = std::fs::read_to_string(fixture("local-static.yaml")).unwrap().replace("127.0.0.1:4317", "127.0.0.1:0")
+        + "  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n";
     std::fs::write(&cfg, yaml).unwrap();
     let mut child = Command::new(BIN)
         .args(["run", "--config", cfg.to_str().unwrap(), "--cores", "0"])

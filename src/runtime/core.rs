@@ -36,6 +36,8 @@ pub enum Control {
     /// A new backend set for `exporter` (an index into `CoreSpec::exporters`). Requests in
     /// flight finish on the set they started with; the next request uses the new one.
     Backends { exporter: usize, set: Arc<BackendSet> },
+    /// Send this core's counters to `reply`; `core` is the core's index in the gateway.
+    Scrape { core: usize, reply: crate::telemetry::ScrapeReply },
 }
 
 /// One OTLP/gRPC receiver endpoint, served on every core through SO_REUSEPORT.
@@ -77,6 +79,8 @@ pub struct GatewayService {
     routes: [Option<Rc<Pipeline>>; 3],
     max_recv: usize,
     budget: Rc<ByteBudget>,
+    /// This listener's index in `CoreSpec::listeners`, for telemetry.
+    listener: usize,
 }
 
 impl GrpcService for GatewayService {
@@ -96,7 +100,7 @@ impl GrpcService for GatewayService {
 
     async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
         match &self.routes[signal as usize] {
-            Some(pipeline) => pipeline.export(framed).await,
+            Some(pipeline) => pipeline.export_from(self.listener, framed).await,
             None => Err(Status::new(crate::grpc::Code::Unimplemented, "no pipeline for this signal")),
         }
     }
@@ -121,9 +125,17 @@ impl Routing {
         let pools: Vec<Option<Rc<Topology>>> =
             spec.exporters.iter().map(|e| e.backends.as_deref().map(|s| Rc::new(topology(s, &e.settings)))).collect();
         let pool = |i: usize| pools.get(i).cloned().flatten();
-        let pipelines =
-            spec.pipelines.iter().map(|p| Rc::new(Pipeline::new(p.signal, &p.key, pool(p.exporter)))).collect();
+        let pipelines = spec
+            .pipelines
+            .iter()
+            .map(|p| Rc::new(Pipeline::new(p.signal, &p.key, pool(p.exporter)).for_exporter(p.exporter)))
+            .collect();
         Routing { spec, pools, pipelines }
+    }
+
+    /// Each exporter's ring, for a telemetry snapshot.
+    fn rings(&self) -> Vec<Option<crate::telemetry::RingView>> {
+        self.pools.iter().map(|p| p.as_ref().map(|t| crate::telemetry::RingView::of(&t.ring))).collect()
     }
 
     /// Swaps in a new backend set, keeping the connections of backends that stay.
@@ -146,9 +158,9 @@ impl Routing {
     }
 }
 
-fn service(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>) -> GatewayService {
+fn service(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>, listener: usize) -> GatewayService {
     let route = |s: usize| l.routes[s].and_then(|i| pipelines.get(i).cloned());
-    GatewayService { routes: [route(0), route(1), route(2)], max_recv: l.max_recv, budget: budget.clone() }
+    GatewayService { routes: [route(0), route(1), route(2)], max_recv: l.max_recv, budget: budget.clone(), listener }
 }
 
 fn bind_all(spec: &CoreSpec) -> Result<Vec<TcpListener>, String> {
@@ -172,9 +184,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
     let acceptors: Vec<_> = listeners
         .into_iter()
-        .zip(&spec.listeners)
-        .map(|(tcp, l)| {
-            let service = Rc::new(service(l, &pipelines, &budget));
+        .zip(spec.listeners.iter().enumerate())
+        .map(|(tcp, (i, l))| {
+            let service = Rc::new(service(l, &pipelines, &budget, i));
             glommio::spawn_local(serve(tcp, service, l.max_streams, shutdown.clone(), gate.clone()))
         })
         .collect();
@@ -182,6 +194,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
         match control.recv().await {
             Some(Control::Backends { exporter, set }) => routing.set_backends(exporter, &set),
             Some(Control::Shutdown { drain }) => break drain,
+            Some(Control::Scrape { core, reply }) => {
+                drop(reply.send(crate::telemetry::core_snapshot(core, routing.rings(), budget.used())));
+            }
             None => break Duration::from_secs(10),
         }
     };

@@ -15,8 +15,10 @@ use crate::config::{
     ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
-use crate::resolver::{self, ResolverHandle, backend_names};
+use crate::resolver::{self, ResolverHandle, StatsHandle, backend_names};
 use crate::routing::Ring;
+use crate::telemetry::prometheus::Names;
+use crate::telemetry::{ScrapeReply, Telemetry};
 use std::sync::mpsc::{Receiver, Sender};
 
 /// Why the gateway could not start. Reported before any traffic is accepted.
@@ -34,6 +36,8 @@ pub enum StartError {
     Core { core: usize, reason: String },
     #[error("no usable cores: {0}")]
     Cores(String),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// A running gateway.
@@ -49,6 +53,11 @@ pub struct Gateway {
     executors: Vec<ExecutorJoinHandle<()>>,
     /// DNS resolvers, one per exporter that uses one; they stop when dropped.
     resolvers: Vec<ResolverHandle>,
+    /// `/metrics` and the status page (the real port when configured as 0), if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The health check, if the `health_check` extension is enabled.
+    pub health_addr: Option<SocketAddr>,
+    telemetry: Option<Telemetry>,
 }
 
 impl Gateway {
@@ -56,6 +65,9 @@ impl Gateway {
     pub fn start(cfg: &Config, cores: Option<Vec<usize>>) -> Result<Gateway, StartError> {
         let cores = choose_cores(cores.or_else(|| cfg.runtime.cores.clone()))?;
         let plan = plan(cfg)?;
+        let telemetry = Telemetry::start(&cfg.telemetry)?;
+        let names = telemetry_names(&plan);
+        let (scrape_tx, scrapes) = std::sync::mpsc::channel();
         let reservations = plan.listeners.iter().map(|l| reserve_port(l.addr)).collect::<Result<Vec<_>, _>>()?;
         let mut spec = plan.spec;
         for (l, r) in spec.listeners.iter_mut().zip(&reservations) {
@@ -63,15 +75,24 @@ impl Gateway {
         }
         let grpc_addrs: Vec<_> = plan.ids.into_iter().zip(spec.listeners.iter().map(|l| l.addr)).collect();
         let (updates_tx, updates) = std::sync::mpsc::channel();
-        let mut gw = Gateway::spawn_cores(spec, cores, updates)?;
+        let mut gw = Gateway::spawn_cores(spec, cores, updates, scrapes)?;
         drop(reservations);
         gw.resolvers = start_resolvers(&plan.dns, updates_tx)?;
+        let scraper = crate::telemetry::Scraper::new(scrape_tx, gw.cores.clone());
+        telemetry.shared.attach(scraper, names, resolver_stats(&gw.resolvers), gw.stop_flag());
+        (gw.metrics_addr, gw.health_addr) = (telemetry.metrics_addr, telemetry.health_addr);
+        gw.telemetry = Some(telemetry);
         gw.grpc_addr = grpc_addrs.first().map_or(gw.grpc_addr, |(_, a)| *a);
         gw.grpc_addrs = grpc_addrs;
         Ok(gw)
     }
 
-    fn spawn_cores(spec: CoreSpec, cores: Vec<usize>, updates: Receiver<Update>) -> Result<Gateway, StartError> {
+    fn spawn_cores(
+        spec: CoreSpec,
+        cores: Vec<usize>,
+        updates: Receiver<Update>,
+        scrapes: Receiver<ScrapeReply>,
+    ) -> Result<Gateway, StartError> {
         let (mut senders, mut executors) = (Vec::new(), Vec::new());
         for &core in &cores {
             let (tx, rx) = shared_channel::new_bounded(8);
@@ -88,7 +109,7 @@ impl Gateway {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let drain = Duration::from_secs(10);
-        let control = spawn_control(senders, updates, stop.clone(), drain)?;
+        let control = spawn_control(senders, updates, scrapes, stop.clone(), drain)?;
         let grpc_addr = spec.listeners.first().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |l| l.addr);
         Ok(Gateway {
             grpc_addr,
@@ -99,6 +120,9 @@ impl Gateway {
             control: Some(control),
             executors,
             resolvers: Vec::new(),
+            metrics_addr: None,
+            health_addr: None,
+            telemetry: None,
         })
     }
 
@@ -121,6 +145,10 @@ impl Gateway {
         for e in self.executors.drain(..) {
             let _ = e.join();
         }
+        // Health answers 503 through the drain; the endpoints close last.
+        if let Some(t) = self.telemetry.take() {
+            t.stop();
+        }
     }
 
     /// Stops accepting, drains, and waits for every core to exit.
@@ -138,6 +166,7 @@ type Update = (usize, Vec<SocketAddr>);
 fn spawn_control(
     senders: Vec<SharedSender<Control>>,
     updates: Receiver<Update>,
+    scrapes: Receiver<ScrapeReply>,
     stop: Arc<AtomicBool>,
     drain: Duration,
 ) -> Result<ExecutorJoinHandle<()>, StartError> {
@@ -151,6 +180,9 @@ fn spawn_control(
             while !stop.load(Ordering::SeqCst) {
                 while let Ok((exporter, list)) = updates.try_recv() {
                     broadcast_backends(&connected, exporter, &list).await;
+                }
+                while let Ok(reply) = scrapes.try_recv() {
+                    scrape_cores(&connected, &reply).await;
                 }
                 glommio::timer::sleep(Duration::from_millis(20)).await;
             }
@@ -172,6 +204,27 @@ async fn broadcast_backends(cores: &[ConnectedSender<Control>], exporter: usize,
     }
 }
 
+/// Asks every core for its counters; each answers on `reply` itself.
+async fn scrape_cores(cores: &[ConnectedSender<Control>], reply: &ScrapeReply) {
+    for (core, c) in cores.iter().enumerate() {
+        let _ = c.send(Control::Scrape { core, reply: reply.clone() }).await;
+    }
+}
+
+/// Telemetry's names for the plan's receiver and exporter indexes.
+fn telemetry_names(plan: &Plan) -> Names {
+    let kind = |i: usize| if plan.dns.iter().any(|(e, _)| *e == i) { "dns" } else { "static" };
+    Names {
+        receivers: plan.ids.iter().map(ToString::to_string).collect(),
+        exporters: plan.exporters.iter().map(ToString::to_string).collect(),
+        resolvers: (0..plan.exporters.len()).map(kind).collect(),
+    }
+}
+
+fn resolver_stats(resolvers: &[ResolverHandle]) -> Vec<(&'static str, StatsHandle)> {
+    resolvers.iter().map(|r| ("dns", r.stats_handle())).collect()
+}
+
 fn start_resolvers(dns: &[(usize, DnsResolver)], updates: Sender<Update>) -> Result<Vec<ResolverHandle>, StartError> {
     let start = |(exporter, cfg): &(usize, DnsResolver)| {
         let (tx, e) = (updates.clone(), *exporter);
@@ -188,6 +241,8 @@ struct Plan {
     listeners: Vec<ListenerSpec>,
     /// Exporters whose backends come from DNS, by index into `spec.exporters`.
     dns: Vec<(usize, DnsResolver)>,
+    /// Exporter ids, indexed like `spec.exporters`.
+    exporters: Vec<ComponentId>,
 }
 
 fn plan(cfg: &Config) -> Result<Plan, StartError> {
@@ -212,7 +267,7 @@ fn plan(cfg: &Config) -> Result<Plan, StartError> {
     let listeners = spec.listeners.clone();
     let dns =
         exporter_ids.iter().enumerate().filter_map(|(i, id)| Some((i, dns_of(cfg.exporters.get(id)?)?))).collect();
-    Ok(Plan { spec, ids, listeners, dns })
+    Ok(Plan { spec, ids, listeners, dns, exporters: exporter_ids })
 }
 
 /// The index of `id` in `ids`, building and pushing its value on first sight.

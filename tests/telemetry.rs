@@ -1,0 +1,164 @@
+//! Self-telemetry end to end: /metrics counts exactly what the sinks got, refusals are
+//! counted, and the health check flips to 503 when no backend is reachable and while draining.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{ConfigBuilder, connect, export, export_logs, export_metrics, on_client, sinks, wait_until};
+use otlp_gateway::config::Signal;
+use otlp_gateway::grpc::Code;
+use otlp_gateway::tools::signalgen::{logs_request, metrics_request};
+use otlp_gateway::tools::spangen::{self, grpc_frame};
+use prost::Message;
+
+fn frame(m: &impl Message) -> Bytes {
+    grpc_frame(&m.encode_to_vec())
+}
+
+/// One HTTP/1.1 GET with a bounded wait: (status, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the sample whose name and labels are exactly `series`.
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn metric(metrics: &str, series: &str) -> f64 {
+    value(metrics, series).unwrap_or_else(|| panic!("no `{series}` in\n{metrics}"))
+}
+
+#[test]
+fn metrics_count_exactly_what_the_sinks_received() {
+    let sink = sinks(2);
+    let pipelines = [("traces", ""), ("metrics", ""), ("logs", "")];
+    let gw = ConfigBuilder::new(&sink.addrs).pipelines(&pipelines).start();
+    let (addr, metrics_addr) = (gw.grpc_addr, gw.metrics_addr.expect("metrics endpoint"));
+    on_client(move || async move {
+        let conn = connect(addr).await;
+        for i in 0..10u64 {
+            export(&conn, addr, frame(&spangen::request("svc", 30, 3, i))).await.expect("traces");
+            export_metrics(&conn, addr, frame(&metrics_request(&format!("svc-{i}"), 2, 5))).await.expect("metrics");
+            export_logs(&conn, addr, frame(&logs_request(&format!("svc-{i}"), 7, i))).await.expect("logs");
+        }
+    });
+    let (_, text) = get(metrics_addr, "/metrics");
+    let got = |s: Signal| sink.stats.iter().map(|st| st.items(s)).sum::<u64>() as f64;
+    assert_eq!(got(Signal::Traces), 300.0);
+    assert_eq!(got(Signal::Logs), 70.0);
+    let rx = "{receiver=\"otlp\",transport=\"grpc\"}";
+    assert_eq!(metric(&text, &format!("otelcol_receiver_accepted_spans_total{rx}")), 300.0);
+    assert_eq!(metric(&text, &format!("otelcol_receiver_accepted_metric_points_total{rx}")), got(Signal::Metrics));
+    assert_eq!(metric(&text, &format!("otelcol_receiver_accepted_log_records_total{rx}")), 70.0);
+    assert_eq!(metric(&text, &format!("otelcol_receiver_refused_spans_total{rx}")), 0.0);
+    let ex = "{exporter=\"loadbalancing/traces\"}";
+    assert_eq!(metric(&text, &format!("otelcol_exporter_sent_spans_total{ex}")), 300.0);
+    let mx = "{exporter=\"loadbalancing/metrics\"}";
+    assert_eq!(metric(&text, &format!("otelcol_exporter_sent_metric_points_total{mx}")), got(Signal::Metrics));
+    assert_eq!(
+        metric(&text, "otelcol_loadbalancer_num_backends{resolver=\"static\"}"),
+        6.0,
+        "2 backends × 3 exporters"
+    );
+    let b0 = sink.addrs[0];
+    let calls =
+        metric(&text, &format!("otelcol_loadbalancer_backend_outcome_total{{endpoint=\"{b0}\",success=\"true\"}}"));
+    assert!(calls >= 1.0, "{text}");
+    let count = metric(&text, &format!("otelcol_loadbalancer_backend_latency_milliseconds_count{{endpoint=\"{b0}\"}}"));
+    assert_eq!(count, calls);
+    assert_eq!(metric(&text, "otlp_gateway_core_queue_depth{core=\"0\"}"), 0.0);
+    assert!(value(&text, "otlp_gateway_core_connections{core=\"0\"}").is_some(), "{text}");
+    gw.shutdown();
+    sink.stop();
+}
+
+#[test]
+fn refusals_are_counted_when_a_backend_fails() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).start();
+    let (addr, metrics_addr) = (gw.grpc_addr, gw.metrics_addr.expect("metrics endpoint"));
+    sink.stats[0].set_failure(Some(Code::InvalidArgument));
+    on_client(move || async move {
+        let conn = connect(addr).await;
+        export(&conn, addr, frame(&spangen::request("svc", 25, 5, 1))).await.expect_err("sink refuses");
+    });
+    let (_, text) = get(metrics_addr, "/metrics");
+    let rx = "{receiver=\"otlp\",transport=\"grpc\"}";
+    assert_eq!(metric(&text, &format!("otelcol_receiver_refused_spans_total{rx}")), 25.0);
+    assert_eq!(metric(&text, &format!("otelcol_receiver_accepted_spans_total{rx}")), 0.0);
+    let ex = "{exporter=\"loadbalancing/traces\"}";
+    assert_eq!(metric(&text, &format!("otelcol_exporter_send_failed_spans_total{ex}")), 25.0);
+    let b = sink.addrs[0];
+    assert_eq!(
+        metric(&text, &format!("otelcol_loadbalancer_backend_outcome_total{{endpoint=\"{b}\",success=\"false\"}}")),
+        1.0
+    );
+    let (status, page) = get(metrics_addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains(&b.to_string()) && page.contains("sink told to fail"), "{page}");
+    gw.shutdown();
+    sink.stop();
+}
+
+#[test]
+fn health_is_503_when_no_backend_is_reachable() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).health_check().start();
+    let (addr, health) = (gw.grpc_addr, gw.health_addr.expect("health endpoint"));
+    let (status, body) = get(health, "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("{\"status\":\"Server available\",\"upSince\":\""), "{body}");
+    assert_eq!(get(health, "/other").0, 404);
+    sink.stop();
+    on_client(move || async move {
+        let conn = connect(addr).await;
+        export(&conn, addr, frame(&spangen::request("svc", 5, 5, 2))).await.expect_err("backend is gone");
+    });
+    let (status, body) = get(health, "/");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Server not available"), "{body}");
+    gw.shutdown();
+}
+
+#[test]
+fn health_is_503_while_draining() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).health_check().start();
+    let (addr, health) = (gw.grpc_addr, gw.health_addr.expect("health endpoint"));
+    assert_eq!(get(health, "/").0, 200);
+    sink.shared.set_delay(Duration::from_millis(1500));
+    let client = std::thread::spawn(move || {
+        on_client(move || async move {
+            let conn = connect(addr).await;
+            export(&conn, addr, frame(&spangen::request("svc", 5, 5, 3))).await.is_ok()
+        })
+    });
+    assert!(wait_until(Duration::from_secs(5), || sink.shared.peak_in_flight() > 0), "request reached the sink");
+    gw.stop_flag().store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = get(health, "/");
+    assert_eq!(status, 503, "{body}");
+    gw.wait();
+    assert!(client.join().unwrap(), "the in-flight request finished during the drain");
+    sink.stop();
+}
+
+#[test]
+fn metrics_level_none_serves_nothing() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).telemetry("    metrics:\n      level: none\n").start();
+    assert_eq!(gw.metrics_addr, None);
+    gw.shutdown();
+    sink.stop();
+}

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use glommio::Placement;
 use otlp_gateway::Gateway;
 use otlp_gateway::config::{self, EXIT_CONFIG};
+use otlp_gateway::telemetry::logging;
 use otlp_gateway::tools::{demo, loadgen, sink::Sink};
 
 #[derive(Parser)]
@@ -37,6 +38,12 @@ enum Cmd {
     },
     /// Check a configuration and report every error with its key path (exit 64 on errors).
     Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the effective configuration: `${env:...}` expanded, every default filled in,
+    /// secrets masked (exit 64 on errors).
+    PrintConfig {
         #[arg(long)]
         config: PathBuf,
     },
@@ -95,6 +102,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Run { config, cores } => run(&config, cores.as_deref()),
         Cmd::Validate { config } => Ok(validate(&config)),
+        Cmd::PrintConfig { config } => Ok(print_config(&config)),
         Cmd::Sink { listen, cpu } => sink(&listen, cpu),
         Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu } => {
             let opts = loadgen::LoadgenOpts {
@@ -143,21 +151,38 @@ fn validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn print_config(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(cfg) => {
+            print!("{}", config::effective_yaml(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
 fn run(path: &std::path::Path, cores: Option<&str>) -> anyhow::Result<ExitCode> {
     let cfg = match load(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    logging::init(&cfg.telemetry.logs);
     let gateway = Gateway::start(&cfg, parse_cores(cores)?).context("starting the gateway")?;
     register_stop(&gateway.stop_flag())?;
-    eprintln!(
+    log::info!(
         "otlp-gateway: OTLP/gRPC on {} with {} core(s) {:?}",
         gateway.grpc_addr,
         gateway.cores.len(),
         gateway.cores
     );
+    if let Some(addr) = gateway.metrics_addr {
+        log::info!("otlp-gateway: metrics on http://{addr}/metrics, status page on http://{addr}/");
+    }
+    if let Some(addr) = gateway.health_addr {
+        log::info!("otlp-gateway: health check on http://{addr}");
+    }
     gateway.wait();
-    eprintln!("otlp-gateway: stopped");
+    log::info!("otlp-gateway: stopped");
     Ok(ExitCode::SUCCESS)
 }
 

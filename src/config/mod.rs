@@ -9,12 +9,14 @@
 
 mod access;
 mod components;
+mod env;
 mod errors;
 mod exporters;
 mod model;
 mod otlp;
 mod parse;
 mod receivers;
+mod render;
 mod routes;
 mod service;
 mod telemetry;
@@ -27,6 +29,7 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
+pub use env::expand_env;
 pub use errors::{ConfigError, ConfigErrors, EXIT_CONFIG};
 pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_NAMESERVER_PORT};
 pub use model::*;
@@ -34,6 +37,7 @@ pub use otlp::{DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
 };
+pub use render::{MASK, effective_yaml, mask_secrets};
 pub use routes::SignalRoute;
 pub use service::{CONNECTORS_NOT_SUPPORTED, EXTENSIONS_NOT_SUPPORTED, PROCESSORS_NOT_SUPPORTED};
 pub use telemetry::{
@@ -47,9 +51,10 @@ use errors::Errors;
 use parse::Field;
 use service::Declared;
 
-/// Parses and checks a configuration. On failure, returns every problem found.
+/// Expands `${env:VAR}` references (see [`expand_env`]), then parses and checks a
+/// configuration. On failure, returns every problem found.
 pub fn parse_str(yaml: &str) -> Result<Config, ConfigErrors> {
-    let value = read_yaml(yaml)?;
+    let value = read_yaml(&expand_env(yaml, |name| std::env::var(name).ok())?)?;
     if !matches!(value, Value::Mapping(_) | Value::Null) {
         let found = parse::kind(&value);
         return Err(ConfigErrors::single("", format!("expected a mapping, found {found}")));

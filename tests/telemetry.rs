@@ -162,3 +162,69 @@ fn metrics_level_none_serves_nothing() {
     gw.shutdown();
     sink.stop();
 }
+
+/// Runs headless Chromium on `args` with a 60 s bound; its stdout.
+fn chromium(args: &[&str]) -> String {
+    use std::process::{Command, Stdio};
+    let bin = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok());
+    let bin = bin.expect("headless Chromium is needed for the status page test: apt-get install chromium");
+    let mut child = Command::new(bin)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("chromium did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn status_page_shows_backends_and_rates_in_headless_chromium() {
+    let sink = sinks(2);
+    let gw = ConfigBuilder::new(&sink.addrs).start();
+    let (addr, page) = (gw.grpc_addr, gw.metrics_addr.expect("metrics endpoint"));
+    let load = std::thread::spawn(move || {
+        on_client(move || async move {
+            let conn = connect(addr).await;
+            let t0 = std::time::Instant::now();
+            for i in 0..2_000u64 {
+                if t0.elapsed() > Duration::from_secs(3) {
+                    break;
+                }
+                export(&conn, addr, frame(&spangen::request("svc", 50, 5, i))).await.expect("traces");
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(page, "/").0, 200, "first load starts the rate window");
+    std::thread::sleep(Duration::from_millis(1000));
+    let url = format!("http://{page}/");
+    let dom = chromium(&["--dump-dom", &url]);
+    let shot = format!("{}/status-page.png", env!("CARGO_TARGET_TMPDIR"));
+    chromium(&[&format!("--screenshot={shot}"), "--window-size=1100,800", &url]);
+    load.join().unwrap();
+    for b in &sink.addrs {
+        let row = dom.split("<tr class=\"backend\">").find(|r| r.contains(&b.to_string()));
+        let row = row.unwrap_or_else(|| panic!("backend {b} not on the page:\n{dom}"));
+        assert!(row.contains("reachable"), "{row}");
+        let rate: f64 = row.split("class=\"rate\">").nth(1).and_then(|r| r.split('<').next()?.parse().ok()).unwrap();
+        assert!(rate > 0.0, "spans/s for {b}: {row}");
+    }
+    assert!(dom.contains("<tr class=\"core\"><td>0</td>"), "core 0 row:\n{dom}");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "screenshot at {shot}");
+    gw.shutdown();
+    sink.stop();
+}

@@ -228,3 +228,31 @@ fn status_page_shows_backends_and_rates_in_headless_chromium() {
     gw.shutdown();
     sink.stop();
 }
+
+#[test]
+fn dns_without_answers_is_not_ready_then_resolutions_and_backends_are_counted() {
+    use otlp_gateway::tools::dnsserver::DnsServer;
+    const SRV: &str = "_otlp._tcp.telemetry.test";
+    let sink = sinks(1);
+    let dns = DnsServer::start().unwrap();
+    let gw = ConfigBuilder::new(&[]).dns(dns.addr(), SRV, "50ms").health_check().start();
+    let (addr, health, page) = (gw.grpc_addr, gw.health_addr.unwrap(), gw.metrics_addr.unwrap());
+    let (status, body) = get(health, "/");
+    assert_eq!(status, 503, "no backends resolved yet: {body}");
+    on_client(move || async move {
+        let conn = connect(addr).await;
+        export(&conn, addr, frame(&spangen::request("svc", 12, 4, 7))).await.expect_err("no backends");
+    });
+    let text = get(page, "/metrics").1;
+    assert_eq!(metric(&text, "otelcol_receiver_refused_spans_total{receiver=\"otlp\",transport=\"grpc\"}"), 12.0);
+    assert_eq!(metric(&text, "otelcol_loadbalancer_num_backends{resolver=\"dns\"}"), 0.0);
+    dns.set_ips("s0.telemetry.test", &[[127, 0, 0, 1].into()]);
+    dns.set_srv(SRV, &[(sink.addrs[0].port(), "s0.telemetry.test")]);
+    assert!(wait_until(Duration::from_secs(5), || get(health, "/").0 == 200), "ready once DNS answers");
+    let text = get(page, "/metrics").1;
+    assert_eq!(metric(&text, "otelcol_loadbalancer_num_backends{resolver=\"dns\"}"), 1.0);
+    assert!(metric(&text, "otelcol_loadbalancer_num_resolutions_total{resolver=\"dns\",success=\"true\"}") >= 1.0);
+    assert!(metric(&text, "otelcol_loadbalancer_num_backend_updates_total{resolver=\"dns\"}") >= 1.0);
+    gw.shutdown();
+    sink.stop();
+}

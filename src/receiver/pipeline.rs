@@ -67,6 +67,7 @@ impl Pipeline {
     async fn export_counting(&self, framed: Bytes, items: &Cell<u64>) -> Result<Bytes, Status> {
         let topology = self.topology.borrow().clone();
         let Some(topology) = topology else {
+            items.set(request_items(self.signal, &framed));
             return Err(Status::new(Code::Unavailable, "no backends are configured or resolved"));
         };
         let mut parts = self.split(&framed, &topology)?;
@@ -100,4 +101,11 @@ fn telemetry_items(signal: Signal, parts: &mut [Part]) -> u64 {
         }
     }
     parts.iter().map(|p| u64::from(p.items)).sum()
+}
+
+/// The items of a whole request (0 if it does not decode), for a request refused unsplit.
+fn request_items(signal: Signal, framed: &Bytes) -> u64 {
+    let range = GRPC_PREFIX..framed.len();
+    let count = if signal == Signal::Metrics { walk::count_points } else { walk::count_items };
+    count(framed, range).unwrap_or(0)
 }

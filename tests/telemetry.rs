@@ -256,3 +256,44 @@ fn dns_without_answers_is_not_ready_then_resolutions_and_backends_are_counted() 
     gw.shutdown();
     sink.stop();
 }
+
+#[test]
+fn scrapes_during_a_load_run_grow_and_end_at_what_the_sinks_received() {
+    use otlp_gateway::tools::loadgen::{self, LoadgenOpts};
+    let sink = sinks(2);
+    let gw = ConfigBuilder::new(&sink.addrs).start();
+    let page = gw.metrics_addr.expect("metrics endpoint");
+    let opts = LoadgenOpts {
+        target: gw.grpc_addr,
+        duration: Duration::from_millis(1500),
+        connections: 2,
+        streams: 4,
+        ..Default::default()
+    };
+    let load = std::thread::spawn(move || loadgen::run(opts));
+    let accepted = "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"}";
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        if load.is_finished() {
+            break;
+        }
+        seen.push(metric(&get(page, "/metrics").1, accepted));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = load.join().unwrap().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "counters never go down: {seen:?}");
+    assert!(seen.iter().any(|&v| v > 0.0), "scrapes during the run saw traffic: {seen:?}");
+    let text = get(page, "/metrics").1;
+    assert_eq!(report.requests_failed, 0, "{:?}", report.errors);
+    assert_eq!(metric(&text, accepted), report.spans_ok as f64);
+    assert_eq!(metric(&text, accepted), sink.total_spans() as f64);
+    let sent = metric(&text, "otelcol_exporter_sent_spans_total{exporter=\"loadbalancing/traces\"}");
+    assert_eq!(sent, sink.total_spans() as f64);
+    for (b, st) in sink.addrs.iter().zip(&sink.stats) {
+        let calls =
+            metric(&text, &format!("otelcol_loadbalancer_backend_outcome_total{{endpoint=\"{b}\",success=\"true\"}}"));
+        assert_eq!(calls, st.requests.load(std::sync::atomic::Ordering::Relaxed) as f64, "calls to {b}");
+    }
+    gw.shutdown();
+    sink.stop();
+}

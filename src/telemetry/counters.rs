@@ -149,15 +149,10 @@ impl CoreStats {
         let now = Instant::now();
         let ms = now.duration_since(at.started).as_secs_f64() * 1000.0;
         let mut backends = self.backends.borrow_mut();
-        if backends.len() <= at.exporter {
-            backends.resize_with(at.exporter + 1, HashMap::new);
+        if let Some(b) = backend_entry(&mut backends, at.exporter, backend) {
+            record_call(b, at, ms, now, result);
         }
-        let map = &mut backends[at.exporter];
-        if !map.contains_key(backend) {
-            map.insert(backend.to_string(), BackendStats::default());
-        }
-        let Some(b) = map.get_mut(backend) else { return };
-        record_call(b, at, ms, now, result);
+        drop(backends);
         if let Err(e) = result {
             let message = format!("backend {backend}: {e}");
             super::logging::limited(log::Level::Warn, backend, || message.clone());
@@ -190,6 +185,22 @@ fn sorted(map: &HashMap<String, BackendStats>) -> Vec<(String, BackendStats)> {
     let mut v: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
+}
+
+/// The stats of `backend` of `exporter`, created on first use (one allocation per backend).
+fn backend_entry<'a>(
+    backends: &'a mut Vec<HashMap<String, BackendStats>>,
+    exporter: usize,
+    backend: &str,
+) -> Option<&'a mut BackendStats> {
+    if backends.len() <= exporter {
+        backends.resize_with(exporter + 1, HashMap::new);
+    }
+    let map = &mut backends[exporter];
+    if !map.contains_key(backend) {
+        map.insert(backend.to_string(), BackendStats::default());
+    }
+    map.get_mut(backend)
 }
 
 fn record_call(b: &mut BackendStats, at: &PartMeter, ms: f64, now: Instant, result: Result<(), &ExportError>) {

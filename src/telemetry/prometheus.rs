@@ -176,6 +176,12 @@ impl Exposition {
         let t = &self.0;
         let backends: Vec<_> = t.num_backends.iter().map(|(r, n)| (vec![("resolver", r.to_string())], *n)).collect();
         gauge(e, "otelcol_loadbalancer_num_backends", "Current number of backends in use.", &backends)?;
+        self.resolutions(e)?;
+        self.outcomes(e)
+    }
+
+    fn resolutions(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let t = &self.0;
         let res = |r: &str, ok: bool, n: u64| (vec![("resolver", r.to_string()), ("success", ok.to_string())], n);
         let resolutions: Vec<_> = (t.resolutions.iter())
             .flat_map(|(r, s)| [res(r, true, s.resolutions - s.failures), res(r, false, s.failures)])
@@ -185,7 +191,11 @@ impl Exposition {
         let updates: Vec<_> =
             t.resolutions.iter().map(|(r, s)| (vec![("resolver", r.to_string())], s.updates)).collect();
         let help = "Number of times the list of backends was updated.";
-        counter(e, "otelcol_loadbalancer_num_backend_updates", help, &updates)?;
+        counter(e, "otelcol_loadbalancer_num_backend_updates", help, &updates)
+    }
+
+    fn outcomes(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let t = &self.0;
         let out = |n: &String, ok: bool, v: u64| (vec![("endpoint", n.clone()), ("success", ok.to_string())], v);
         let outcomes: Vec<_> =
             t.backends.iter().flat_map(|(n, b)| [out(n, true, b.calls_ok), out(n, false, b.calls_failed)]).collect();

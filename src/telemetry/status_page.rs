@@ -91,21 +91,25 @@ fn backends(h: &mut String, totals: &Totals, cores: &[CoreSnapshot], rates: &Rat
             esc(&exporter)
         );
         for (b, share) in ring.iter().flat_map(|r| r.backends.iter().zip(&r.shares)) {
-            let stats = totals.backends.get(b).cloned().unwrap_or_default();
-            let (class, health) = if stats.reachable() { ("ok", "reachable") } else { ("bad", "unreachable") };
-            let rate = rates.backends.get(b).copied().unwrap_or(0.0);
-            let _ = write!(
-                h,
-                "<tr class=\"backend\"><td class=\"l\">{}</td><td class=\"{class}\">{health}</td>\
-                <td>{:.1}%</td><td class=\"rate\">{rate:.0}</td><td>{}</td><td>{}</td></tr>",
-                esc(b),
-                share * 100.0,
-                stats.calls_ok,
-                stats.calls_failed
-            );
+            backend_row(h, b, *share, totals, rates);
         }
         h.push_str("</table>");
     }
+}
+
+fn backend_row(h: &mut String, b: &str, share: f64, totals: &Totals, rates: &Rates) {
+    let stats = totals.backends.get(b).cloned().unwrap_or_default();
+    let (class, health) = if stats.reachable() { ("ok", "reachable") } else { ("bad", "unreachable") };
+    let rate = rates.backends.get(b).copied().unwrap_or(0.0);
+    let _ = write!(
+        h,
+        "<tr class=\"backend\"><td class=\"l\">{}</td><td class=\"{class}\">{health}</td>\
+        <td>{:.1}%</td><td class=\"rate\">{rate:.0}</td><td>{}</td><td>{}</td></tr>",
+        esc(b),
+        share * 100.0,
+        stats.calls_ok,
+        stats.calls_failed
+    );
 }
 
 fn core_table(h: &mut String, totals: &Totals, rates: &Rates) {

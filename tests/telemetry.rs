@@ -136,8 +136,14 @@ fn health_is_503_when_no_backend_is_reachable() {
 fn health_is_503_while_draining() {
     let sink = sinks(1);
     let gw = ConfigBuilder::new(&sink.addrs).health_check().start();
-    let (addr, health) = (gw.grpc_addr, gw.health_addr.expect("health endpoint"));
+    let (addr, health, page) = (gw.grpc_addr, gw.health_addr.expect("health endpoint"), gw.metrics_addr.unwrap());
     assert_eq!(get(health, "/").0, 200);
+    on_client(move || async move {
+        let conn = connect(addr).await;
+        export(&conn, addr, frame(&spangen::request("svc", 9, 3, 4))).await.expect("accepted before the drain");
+    });
+    let accepted = "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"}";
+    assert_eq!(metric(&get(page, "/metrics").1, accepted), 9.0);
     sink.shared.set_delay(Duration::from_millis(1500));
     let client = std::thread::spawn(move || {
         on_client(move || async move {
@@ -145,10 +151,13 @@ fn health_is_503_while_draining() {
             export(&conn, addr, frame(&spangen::request("svc", 5, 5, 3))).await.is_ok()
         })
     });
-    assert!(wait_until(Duration::from_secs(5), || sink.shared.peak_in_flight() > 0), "request reached the sink");
+    let depth = || value(&get(page, "/metrics").1, "otlp_gateway_core_queue_depth{core=\"0\"}");
+    assert!(wait_until(Duration::from_secs(5), || depth() == Some(1.0)), "one part waits on the slow sink");
+    assert_eq!(value(&get(page, "/metrics").1, "otlp_gateway_core_streams{core=\"0\"}"), Some(1.0));
     gw.stop_flag().store(true, std::sync::atomic::Ordering::SeqCst);
     let (status, body) = get(health, "/");
     assert_eq!(status, 503, "{body}");
+    assert_eq!(metric(&get(page, "/metrics").1, accepted), 9.0, "counters do not reset while draining");
     gw.wait();
     assert!(client.join().unwrap(), "the in-flight request finished during the drain");
     sink.stop();

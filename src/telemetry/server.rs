@@ -41,6 +41,9 @@ pub struct Shared {
     names: OnceLock<Names>,
     resolvers: OnceLock<Vec<(&'static str, StatsHandle)>>,
     rates: Mutex<Rates>,
+    /// Each core's last snapshot, standing in for a core that does not answer (the control
+    /// plane stops relaying scrapes once draining starts): counters never appear to reset.
+    last: Mutex<Vec<CoreSnapshot>>,
 }
 
 impl Shared {
@@ -53,6 +56,7 @@ impl Shared {
             names: OnceLock::new(),
             resolvers: OnceLock::new(),
             rates: Mutex::new(Rates::default()),
+            last: Mutex::new(Vec::new()),
         }
     }
 
@@ -80,7 +84,10 @@ impl Shared {
     }
 
     fn scrape(&self) -> Vec<CoreSnapshot> {
-        self.scraper.get().map(|s| s.scrape(SCRAPE_WAIT)).unwrap_or_default()
+        let fresh = self.scraper.get().map(|s| s.scrape(SCRAPE_WAIT)).unwrap_or_default();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        *last = with_stand_ins(fresh, &last);
+        last.clone()
     }
 
     /// Readiness now.
@@ -109,6 +116,14 @@ impl Shared {
         rates.update(&totals, &cores);
         status_page::render(verdict, &totals, &cores, &rates, self.names.get())
     }
+}
+
+/// `fresh` snapshots, plus the `last` one of every core missing from them, by CPU.
+fn with_stand_ins(mut fresh: Vec<CoreSnapshot>, last: &[CoreSnapshot]) -> Vec<CoreSnapshot> {
+    let missing: Vec<CoreSnapshot> = last.iter().filter(|l| !fresh.iter().any(|f| f.cpu == l.cpu)).cloned().collect();
+    fresh.extend(missing);
+    fresh.sort_by_key(|s| s.cpu);
+    fresh
 }
 
 /// The running endpoints. Stopping (or dropping) closes them; they outlive the cores' drain so
@@ -224,4 +239,24 @@ fn route_health(shared: &Shared, req: Request, path: &str) {
     let ready = shared.verdict().is_ready();
     let code = if ready { 200 } else { 503 };
     respond(req, code, "application/json", health::body(ready, shared.up_since));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(cpu: usize, connections: u64) -> CoreSnapshot {
+        let mut s = CoreSnapshot { cpu, ..Default::default() };
+        s.counters.connections = connections;
+        s
+    }
+
+    #[test]
+    fn silent_cores_keep_their_last_snapshot() {
+        let last = [snap(0, 1), snap(1, 2)];
+        let merged = with_stand_ins(vec![snap(1, 5)], &last);
+        let got: Vec<(usize, u64)> = merged.iter().map(|s| (s.cpu, s.counters.connections)).collect();
+        assert_eq!(got, [(0, 1), (1, 5)]);
+        assert!(with_stand_ins(Vec::new(), &[]).is_empty());
+    }
 }

@@ -12,7 +12,7 @@ use otlp_gateway::routing::Ring;
 use otlp_gateway::routing::RouteKey;
 use otlp_gateway::routing::ring::hash_key;
 use otlp_gateway::tools::spangen::{self, grpc_frame};
-use otlp_gateway::wire::{Route, Splitter};
+use otlp_gateway::wire::{Route, Splitter, walk};
 use prost::Message;
 
 fn ring() -> Ring {
@@ -76,9 +76,34 @@ fn bench_split(c: &mut Criterion) {
     g.finish();
 }
 
+/// The cost of counting metric data points for telemetry (`otelcol_*_metric_points`), one
+/// extra walk over each part, against the split itself.
+fn bench_count_points(c: &mut Criterion) {
+    let ring = ring();
+    let req = otlp_gateway::tools::signalgen::metrics_request("checkout", 10, 10);
+    let framed = grpc_frame(&req.encode_to_vec());
+    let mut g = c.benchmark_group("metrics_split_vs_count_points");
+    g.throughput(Throughput::Bytes(framed.len() as u64));
+    let owner = |h: u64| ring.lookup(h);
+    let route = Route { owner: &owner, backends: ring.len() };
+    let mut key = RouteKey::new(Signal::Metrics, &RoutingKey::StreamId);
+    let (mut splitter, mut parts) = (Splitter::new(), Vec::new());
+    g.bench_function("split_stream_id", |b| {
+        b.iter(|| splitter.split(black_box(&framed), &mut key, &route, &mut parts).expect("split"))
+    });
+    splitter.split(&framed, &mut key, &route, &mut parts).expect("split");
+    g.bench_function("count_points_of_parts", |b| {
+        b.iter(|| {
+            let count = |p: &otlp_gateway::wire::Part| walk::count_points(&p.framed, 5..p.framed.len()).unwrap_or(0);
+            black_box(parts.iter().map(count).sum::<u64>())
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3));
-    targets = bench_split
+    targets = bench_split, bench_count_points
 }
 criterion_main!(benches);

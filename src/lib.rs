@@ -16,6 +16,7 @@ pub mod receiver;
 pub mod resolver;
 pub mod routing;
 pub mod runtime;
+pub mod telemetry;
 pub mod tools;
 pub mod wire;
 pub use runtime::gateway::Gateway;

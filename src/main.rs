@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use glommio::Placement;
 use otlp_gateway::Gateway;
 use otlp_gateway::config::{self, EXIT_CONFIG};
+use otlp_gateway::telemetry::logging;
 use otlp_gateway::tools::{demo, loadgen, sink::Sink};
 
 #[derive(Parser)]
@@ -37,6 +38,12 @@ enum Cmd {
     },
     /// Check a configuration and report every error with its key path (exit 64 on errors).
     Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the effective configuration: `${env:...}` expanded, every default filled in,
+    /// secrets masked (exit 64 on errors).
+    PrintConfig {
         #[arg(long)]
         config: PathBuf,
     },
@@ -95,6 +102,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Run { config, cores } => run(&config, cores.as_deref()),
         Cmd::Validate { config } => Ok(validate(&config)),
+        Cmd::PrintConfig { config } => Ok(print_config(&config)),
         Cmd::Sink { listen, cpu } => sink(&listen, cpu),
         Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu } => {
             let opts = loadgen::LoadgenOpts {
@@ -143,22 +151,39 @@ fn validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn print_config(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(cfg) => {
+            print!("{}", config::effective_yaml(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
 fn run(path: &std::path::Path, cores: Option<&str>) -> anyhow::Result<ExitCode> {
     let cfg = match load(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    logging::init(&cfg.telemetry.logs);
     let mut gateway = Gateway::start(&cfg, parse_cores(cores)?).context("starting the gateway")?;
     let stop = gateway.stop_flag();
     register_stop(&stop)?;
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
-    eprintln!(
+    log::info!(
         "otlp-gateway: OTLP/gRPC on {} with {} core(s) {:?}",
         gateway.grpc_addr,
         gateway.cores.len(),
         gateway.cores
     );
+    if let Some(addr) = gateway.metrics_addr {
+        log::info!("otlp-gateway: metrics on http://{addr}/metrics, status page on http://{addr}/");
+    }
+    if let Some(addr) = gateway.health_addr {
+        log::info!("otlp-gateway: health check on http://{addr}");
+    }
     while !stop.load(Ordering::SeqCst) {
         if hup.swap(false, Ordering::SeqCst) {
             reload(&mut gateway, path);
@@ -166,7 +191,7 @@ fn run(path: &std::path::Path, cores: Option<&str>) -> anyhow::Result<ExitCode> 
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     gateway.wait();
-    eprintln!("otlp-gateway: stopped");
+    log::info!("otlp-gateway: stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -175,11 +200,11 @@ fn run(path: &std::path::Path, cores: Option<&str>) -> anyhow::Result<ExitCode> 
 fn reload(gateway: &mut Gateway, path: &std::path::Path) {
     let cfg = match config::load_file(path) {
         Ok(cfg) => cfg,
-        Err(errors) => return eprintln!("otlp-gateway: reload refused, the config has errors:\n{errors}"),
+        Err(errors) => return log::error!("otlp-gateway: reload refused, the config has errors:\n{errors}"),
     };
     match gateway.reload(&cfg) {
-        Ok(()) => eprintln!("otlp-gateway: reloaded {}", path.display()),
-        Err(e) => eprintln!("otlp-gateway: reload refused: {e}"),
+        Ok(()) => log::info!("otlp-gateway: reloaded {}", path.display()),
+        Err(e) => log::error!("otlp-gateway: reload refused: {e}"),
     }
 }
 

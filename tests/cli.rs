@@ -47,7 +47,8 @@ fn run_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("otlp-gw-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("gw.yaml");
-    let yaml = std::fs::read_to_string(fixture("local-static.yaml")).unwrap().replace("127.0.0.1:4317", "127.0.0.1:0");
+    let yaml = std::fs::read_to_string(fixture("local-static.yaml")).unwrap().replace("127.0.0.1:4317", "127.0.0.1:0")
+        + "  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n";
     std::fs::write(&cfg, yaml).unwrap();
     let mut child = Command::new(BIN)
         .args(["run", "--config", cfg.to_str().unwrap(), "--cores", "0"])
@@ -78,4 +79,68 @@ fn demo_passes_its_own_checks() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("PASS: every trace landed on exactly one backend"), "{stdout}");
     assert_eq!(stdout.matches("127.0.0.1:1431").count(), 3 + 3, "three backends in config and shares");
+}
+
+fn print_config_fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/print-config/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn print_config_expands_env_and_fills_defaults_golden() {
+    let out = Command::new(BIN)
+        .args(["print-config", "--config", &print_config_fixture("env.yaml")])
+        .env("OTLP_GW_TEST_LISTEN", "0.0.0.0:4317")
+        .env("OTLP_GW_TEST_HOST", "_otlp._tcp.collectors.service.consul")
+        .env_remove("OTLP_GW_TEST_UNSET_MIB")
+        .env_remove("OTLP_GW_TEST_UNSET_PORT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let golden = std::fs::read_to_string(print_config_fixture("env.golden.yaml")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), golden);
+}
+
+#[test]
+fn unset_environment_variables_are_reported_by_name_and_line() {
+    let out = Command::new(BIN)
+        .args(["validate", "--config", &print_config_fixture("env.yaml")])
+        .env_remove("OTLP_GW_TEST_LISTEN")
+        .env_remove("OTLP_GW_TEST_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 6: environment variable `OTLP_GW_TEST_LISTEN` is not set"), "{err}");
+    assert!(err.contains("line 20: environment variable `OTLP_GW_TEST_HOST` is not set"), "{err}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = std::env::temp_dir().join(format!("otlp-gw-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("gw.yaml");
+    let yaml = std::fs::read_to_string(fixture("local-static.yaml")).unwrap().replace("127.0.0.1:4317", "127.0.0.1:0")
+        + "  telemetry:\n    metrics:\n      address: 127.0.0.1:0\n    logs:\n      encoding: json\n";
+    std::fs::write(&cfg, yaml).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap(), "--cores", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(15), "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let lines: Vec<serde_json::Value> = err.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    assert!(lines.len() >= 3, "{err}");
+    assert!(lines.iter().all(|l| l["level"] == "info" && l["ts"].is_string()), "{err}");
+    assert!(
+        lines.iter().any(|l| l["msg"].as_str().is_some_and(|m| m.contains("metrics on http://127.0.0.1:"))),
+        "{err}"
+    );
 }

@@ -9,14 +9,17 @@
 
 mod access;
 mod components;
+mod env;
 mod errors;
 mod exporters;
 mod model;
 mod otlp;
 mod parse;
 mod receivers;
+mod render;
 mod routes;
 mod service;
+mod telemetry;
 mod values;
 
 #[cfg(test)]
@@ -26,6 +29,7 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
+pub use env::expand_env;
 pub use errors::{ConfigError, ConfigErrors, EXIT_CONFIG};
 pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_NAMESERVER_PORT};
 pub use model::*;
@@ -33,8 +37,13 @@ pub use otlp::{DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
 };
+pub use render::{MASK, effective_yaml, mask_secrets};
 pub use routes::SignalRoute;
 pub use service::{CONNECTORS_NOT_SUPPORTED, EXTENSIONS_NOT_SUPPORTED, PROCESSORS_NOT_SUPPORTED};
+pub use telemetry::{
+    DEFAULT_HEALTH_ENDPOINT, DEFAULT_METRICS_ENDPOINT, HealthCheck, LogEncoding, LogLevel, LogsConfig, MetricsConfig,
+    MetricsLevel, TelemetryConfig,
+};
 pub use values::{MAX_CORE, parse_component_id, parse_cores, parse_duration};
 
 use components::unsupported_section;
@@ -42,9 +51,10 @@ use errors::Errors;
 use parse::Field;
 use service::Declared;
 
-/// Parses and checks a configuration. On failure, returns every problem found.
+/// Expands `${env:VAR}` references (see [`expand_env`]), then parses and checks a
+/// configuration. On failure, returns every problem found.
 pub fn parse_str(yaml: &str) -> Result<Config, ConfigErrors> {
-    let value = read_yaml(yaml)?;
+    let value = read_yaml(&expand_env(yaml, |name| std::env::var(name).ok())?)?;
     if !matches!(value, Value::Mapping(_) | Value::Null) {
         let found = parse::kind(&value);
         return Err(ConfigErrors::single("", format!("expected a mapping, found {found}")));
@@ -70,11 +80,8 @@ fn read_yaml(yaml: &str) -> Result<Value, ConfigErrors> {
 }
 
 /// Top-level sections this gateway does not implement; empty ones are fine.
-const UNSUPPORTED_SECTIONS: [(&str, &str); 3] = [
-    ("processors", PROCESSORS_NOT_SUPPORTED),
-    ("connectors", CONNECTORS_NOT_SUPPORTED),
-    ("extensions", EXTENSIONS_NOT_SUPPORTED),
-];
+const UNSUPPORTED_SECTIONS: [(&str, &str); 2] =
+    [("processors", PROCESSORS_NOT_SUPPORTED), ("connectors", CONNECTORS_NOT_SUPPORTED)];
 
 fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
     let mut fields = root.fields(errs);
@@ -83,7 +90,8 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
     for (key, message) in UNSUPPORTED_SECTIONS {
         unsupported_section(&fields.take_or_null(key), errs, message);
     }
-    let declared = Declared { receivers: &receivers.declared, exporters: &exporters.declared };
+    let (health_check, extensions) = telemetry::extensions(&fields.take_or_null("extensions"), errs);
+    let declared = Declared { receivers: &receivers.declared, exporters: &exporters.declared, extensions: &extensions };
     let service = service::service(&fields.take_or_null("service"), declared, errs);
     fields.finish(errs);
     let config = Config {
@@ -91,6 +99,11 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
         exporters: exporters.parsed,
         pipelines: service.pipelines,
         runtime: service.runtime,
+        telemetry: TelemetryConfig {
+            metrics: service.metrics,
+            logs: service.logs,
+            health_check: health_check.filter(|_| service.health_check),
+        },
     };
     routes::check(&config, errs);
     config

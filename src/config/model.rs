@@ -46,6 +46,8 @@ pub struct Config {
     pub exporters: BTreeMap<ComponentId, Exporter>,
     pub pipelines: Vec<Pipeline>,
     pub runtime: RuntimeConfig,
+    /// `service.telemetry` and the `health_check` extension.
+    pub telemetry: super::telemetry::TelemetryConfig,
 }
 
 /// `receivers.otlp[/name]`.

@@ -65,9 +65,6 @@ impl<'a> Field<'a> {
 
     pub(crate) fn string(&self, errs: &mut Errors) -> Option<&'a str> {
         match self.value {
-            Value::String(s) if s.contains("${") => {
-                self.fail(errs, "environment variable expansion (`${...}`) is not supported yet")
-            }
             Value::String(s) => Some(s),
             _ => self.mismatch(errs, "a string"),
         }

@@ -7,6 +7,7 @@ use serde_yaml::Value;
 use super::errors::Errors;
 use super::model::{ComponentId, Pipeline, RuntimeConfig, Signal};
 use super::parse::Field;
+use super::telemetry::{LogsConfig, MetricsConfig, enabled_extensions, telemetry};
 use super::values::{MAX_CORE, parse_component_id, parse_cores};
 
 /// The message for any processor, in a section or a pipeline.
@@ -15,33 +16,36 @@ pub const PROCESSORS_NOT_SUPPORTED: &str = "processors are not supported; otlp-g
 /// The message for any connector.
 pub const CONNECTORS_NOT_SUPPORTED: &str = "connectors are not supported; otlp-gateway forwards data unchanged";
 
-/// The message for any extension, in a section or in `service.extensions`.
-pub const EXTENSIONS_NOT_SUPPORTED: &str = "extensions are not supported by this version of otlp-gateway";
+/// The message for any extension but `health_check`, in a section or in `service.extensions`.
+pub const EXTENSIONS_NOT_SUPPORTED: &str =
+    "extensions other than `health_check` are not supported by this version of otlp-gateway";
 
 /// The ids that pipelines may reference.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Declared<'a> {
     pub receivers: &'a BTreeSet<ComponentId>,
     pub exporters: &'a BTreeSet<ComponentId>,
+    pub extensions: &'a BTreeSet<ComponentId>,
 }
 
 /// What `service` yields.
 pub(crate) struct Service {
     pub pipelines: Vec<Pipeline>,
     pub runtime: RuntimeConfig,
+    pub metrics: MetricsConfig,
+    pub logs: LogsConfig,
+    /// Whether `service.extensions` lists `health_check`.
+    pub health_check: bool,
 }
 
 pub(crate) fn service(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Service {
     let mut fields = field.fields(errs);
     let pipelines = pipelines(&fields.take_or_null("pipelines"), declared, errs);
     let runtime = fields.take("runtime").map(|r| runtime(&r, errs));
-    if let Some(telemetry) = fields.take("telemetry") {
-        check_telemetry(&telemetry, errs);
-    }
-    let extensions = fields.take_or_null("extensions");
-    refuse_items(&extensions, errs, EXTENSIONS_NOT_SUPPORTED);
+    let (metrics, logs) = telemetry(&fields.take_or_null("telemetry"), errs);
+    let health_check = enabled_extensions(&fields.take_or_null("extensions"), declared.extensions, errs);
     fields.finish(errs);
-    Service { pipelines, runtime: runtime.unwrap_or_default() }
+    Service { pipelines, runtime: runtime.unwrap_or_default(), metrics, logs, health_check }
 }
 
 fn pipelines(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Vec<Pipeline> {
@@ -125,16 +129,6 @@ fn refuse_items(field: &Field<'_>, errs: &mut Errors, message: &str) {
     for item in field.list(errs).unwrap_or_default() {
         item.report(errs, message);
     }
-}
-
-/// `telemetry`: the collector's own-telemetry settings are accepted and not applied yet
-/// (otlp-gateway's telemetry is configured separately); unknown keys are still errors.
-fn check_telemetry(field: &Field<'_>, errs: &mut Errors) {
-    let mut fields = field.fields(errs);
-    for key in ["logs", "metrics", "traces", "resource"] {
-        fields.take(key);
-    }
-    fields.finish(errs);
 }
 
 /// `runtime` (ours): `cores: "0-3"` or `cores: [0, 2]`.

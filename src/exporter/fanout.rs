@@ -12,14 +12,22 @@ use crate::wire::Part;
 use crate::wire::partial::PartialSuccess;
 
 /// Forwards every part; returns the framed response for the client, or the status of the
-/// most important failure.
-pub async fn forward(backends: &[Rc<Backend>], path: &'static str, parts: Vec<Part>) -> Result<Bytes, Status> {
+/// most important failure. `exporter` (an index) labels the parts in telemetry.
+pub async fn forward(
+    backends: &[Rc<Backend>],
+    path: &'static str,
+    parts: Vec<Part>,
+    exporter: usize,
+) -> Result<Bytes, Status> {
+    let signal = crate::grpc::signal_of(path).unwrap_or(crate::config::Signal::Traces);
     let tasks: Vec<_> = parts
         .into_iter()
         .map(|p| {
             let backend = backends[p.backend].clone();
+            let meter = crate::telemetry::PartMeter::start(exporter, signal, p.items);
             glommio::spawn_local(async move {
                 let result = backend.export(path, p.framed).await;
+                meter.finish(&backend.name, &result);
                 result.map_err(|e| e.to_status(&backend.name))
             })
         })

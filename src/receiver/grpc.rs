@@ -76,6 +76,7 @@ pub async fn serve<S: GrpcService>(
 
 /// Serves one accepted connection until the peer leaves or shutdown has drained it.
 pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_streams: u32, shutdown: Shutdown) {
+    let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
     let handshake = async { Ok(tuning::h2_server(max_streams).handshake::<_, Bytes>(TokioIo::new(tcp)).await) };
     let Ok(Ok(mut conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
@@ -112,6 +113,7 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, ma
 }
 
 async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<Bytes>, service: &S) {
+    let _live = crate::telemetry::Live::stream();
     match call(req, service).await {
         Ok(body) => send_ok(respond, body),
         Err(Refusal::Grpc(status)) => send_status(respond, &status),

@@ -2,7 +2,7 @@
 //! the parts. Everything here is owned by one core; the topology is swapped whole between
 //! requests.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -11,7 +11,8 @@ use crate::config::{RoutingKey, Signal};
 use crate::exporter::{Backend, fanout};
 use crate::grpc::{Code, Status, export_path};
 use crate::routing::{Ring, RouteKey};
-use crate::wire::{Part, Route, Splitter};
+use crate::telemetry;
+use crate::wire::{GRPC_PREFIX, Part, Route, Splitter, walk};
 
 /// The backends a core routes to: the ring and a connection pool indexed like `ring.backends()`.
 pub struct Topology {
@@ -24,6 +25,8 @@ pub struct Pipeline {
     pub signal: Signal,
     topology: RefCell<Option<Rc<Topology>>>,
     split: RefCell<(Splitter, RouteKey)>,
+    /// Index of the exporter this pipeline feeds, for telemetry.
+    exporter: usize,
 }
 
 impl Pipeline {
@@ -32,7 +35,23 @@ impl Pipeline {
             signal,
             topology: RefCell::new(topology),
             split: RefCell::new((Splitter::new(), RouteKey::new(signal, key))),
+            exporter: 0,
         }
+    }
+
+    /// Names the exporter (by index) this pipeline's counts are reported under.
+    pub fn for_exporter(mut self, exporter: usize) -> Self {
+        self.exporter = exporter;
+        self
+    }
+
+    /// [`export`](Self::export), counting the request's items as accepted or refused by
+    /// receiver `listener`.
+    pub async fn export_from(&self, listener: usize, framed: Bytes) -> Result<Bytes, Status> {
+        let items = Cell::new(0);
+        let result = self.export_counting(framed, &items).await;
+        telemetry::counters::with(|c| c.received(listener, self.signal, items.get(), result.is_ok()));
+        result
     }
 
     /// Replaces the topology; requests already running keep the one they started with.
@@ -42,12 +61,18 @@ impl Pipeline {
 
     /// Routes and forwards one framed export request; returns the framed response.
     pub async fn export(&self, framed: Bytes) -> Result<Bytes, Status> {
+        self.export_counting(framed, &Cell::new(0)).await
+    }
+
+    async fn export_counting(&self, framed: Bytes, items: &Cell<u64>) -> Result<Bytes, Status> {
         let topology = self.topology.borrow().clone();
         let Some(topology) = topology else {
+            items.set(request_items(self.signal, &framed));
             return Err(Status::new(Code::Unavailable, "no backends are configured or resolved"));
         };
-        let parts = self.split(&framed, &topology)?;
-        fanout::forward(&topology.backends, export_path(self.signal), parts).await
+        let mut parts = self.split(&framed, &topology)?;
+        items.set(telemetry_items(self.signal, &mut parts));
+        fanout::forward(&topology.backends, export_path(self.signal), parts, self.exporter).await
     }
 
     fn split(&self, framed: &Bytes, topology: &Topology) -> Result<Vec<Part>, Status> {
@@ -63,4 +88,24 @@ impl Pipeline {
         })?;
         Ok(parts)
     }
+}
+
+/// The items telemetry counts, summed over `parts`: spans, log records, and (as the collector
+/// counts them) metric data points. For metrics each part's `items` becomes its point count,
+/// one more walk over the part's metrics (see docs/operations.md for its cost).
+fn telemetry_items(signal: Signal, parts: &mut [Part]) -> u64 {
+    if signal == Signal::Metrics {
+        for p in parts.iter_mut() {
+            let points = walk::count_points(&p.framed, GRPC_PREFIX..p.framed.len()).unwrap_or(0);
+            p.items = u32::try_from(points).unwrap_or(u32::MAX);
+        }
+    }
+    parts.iter().map(|p| u64::from(p.items)).sum()
+}
+
+/// The items of a whole request (0 if it does not decode), for a request refused unsplit.
+fn request_items(signal: Signal, framed: &Bytes) -> u64 {
+    let range = GRPC_PREFIX..framed.len();
+    let count = if signal == Signal::Metrics { walk::count_points } else { walk::count_items };
+    count(framed, range).unwrap_or(0)
 }

@@ -81,6 +81,16 @@ impl Counters {
     }
 }
 
+/// Reads a resolver's counters; outlives the resolver (the counters then stay as they were).
+#[derive(Debug, Clone)]
+pub struct StatsHandle(Arc<Counters>);
+
+impl StatsHandle {
+    pub fn stats(&self) -> Stats {
+        self.0.snapshot()
+    }
+}
+
 /// The running resolver. Dropping it (or [`stop`](Self::stop)) ends the loop and joins the
 /// thread; a refresh in flight is abandoned, so this takes milliseconds, not `timeout`.
 #[derive(Debug)]
@@ -94,6 +104,11 @@ impl ResolverHandle {
     /// The counters now.
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
+    }
+
+    /// A handle that reads the counters from another thread (the metrics endpoint).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.counters.clone())
     }
 
     /// Stops the loop and waits for its thread.
@@ -201,9 +216,9 @@ impl State {
         match (outcome, self.failing) {
             (Err(e), false) => {
                 let kept = self.tracker.current().map_or(0, <[SocketAddr]>::len);
-                eprintln!("otlp-resolver: {}: {e}; keeping the last good list ({kept} backends)", self.hostname);
+                log::warn!("otlp-resolver: {}: {e}; keeping the last good list ({kept} backends)", self.hostname);
             }
-            (Ok(_), true) => eprintln!("otlp-resolver: {}: resolving again", self.hostname),
+            (Ok(_), true) => log::info!("otlp-resolver: {}: resolving again", self.hostname),
             _ => {}
         }
         self.failing = outcome.is_err();

@@ -1,6 +1,6 @@
 //! The control plane's executor: the only place that talks to cores. It turns resolver
-//! updates into rings (built once, sent to every core), reloads into new specs, and the stop
-//! flag into `Shutdown`. Everything reaches it over one channel, so a reload and the updates
+//! updates into rings (built once, sent to every core), reloads into new specs, scrapes into
+//! per-core counter snapshots, and the stop flag into `Shutdown`. Everything reaches it over one channel, so a reload and the updates
 //! of the resolvers it starts arrive in the order they happened.
 
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use super::gateway::StartError;
 use crate::config::DnsResolver;
 use crate::resolver::{self, ResolverHandle, backend_names};
 use crate::routing::Ring;
+use crate::telemetry::ScrapeReply;
 
 /// What the control plane hears from the rest of the process.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ pub(super) enum ToControl {
 pub(super) fn spawn(
     senders: Vec<SharedSender<Control>>,
     inbox: Receiver<ToControl>,
+    scrapes: Receiver<ScrapeReply>,
     stop: Arc<AtomicBool>,
     drain: Duration,
 ) -> Result<ExecutorJoinHandle<()>, StartError> {
@@ -46,6 +48,11 @@ pub(super) fn spawn(
             while !stop.load(Ordering::SeqCst) {
                 while let Ok(msg) = inbox.try_recv() {
                     handle(&cores, &mut generation, msg).await;
+                }
+                while let Ok(reply) = scrapes.try_recv() {
+                    for (core, c) in cores.iter().enumerate() {
+                        let _ = c.send(Control::Scrape { core, reply: reply.clone() }).await;
+                    }
                 }
                 glommio::timer::sleep(Duration::from_millis(20)).await;
             }

@@ -40,6 +40,8 @@ pub enum Control {
     Backends { exporter: usize, set: Arc<BackendSet> },
     /// A reloaded config: same listeners, new pipelines, keys and exporters.
     Reload(Arc<CoreSpec>),
+    /// Send this core's counters to `reply`; `core` is the core's index in the gateway.
+    Scrape { core: usize, reply: crate::telemetry::ScrapeReply },
 }
 
 /// One OTLP/gRPC receiver endpoint, served on every core through SO_REUSEPORT.
@@ -83,11 +85,14 @@ pub struct GatewayService {
     routes: RefCell<[Option<Rc<Pipeline>>; 3]>,
     max_recv: Cell<usize>,
     budget: Rc<ByteBudget>,
+    /// This listener's index in `CoreSpec::listeners`, for telemetry.
+    listener: usize,
 }
 
 impl GatewayService {
-    fn new(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>) -> Self {
-        let service = GatewayService { routes: Default::default(), max_recv: Cell::new(0), budget: budget.clone() };
+    fn new(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>, listener: usize) -> Self {
+        let routes = Default::default();
+        let service = GatewayService { routes, max_recv: Cell::new(0), budget: budget.clone(), listener };
         service.update(l, pipelines);
         service
     }
@@ -117,7 +122,7 @@ impl GrpcService for GatewayService {
     async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
         let pipeline = self.routes.borrow()[signal as usize].clone();
         match pipeline {
-            Some(pipeline) => pipeline.export(framed).await,
+            Some(pipeline) => pipeline.export_from(self.listener, framed).await,
             None => Err(Status::new(crate::grpc::Code::Unimplemented, "no pipeline for this signal")),
         }
     }
@@ -151,8 +156,8 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let max_recv = spec.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
     let budget = Rc::new(ByteBudget::new(super::tuning::core_request_budget(max_recv)));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
-    let services: Vec<Rc<GatewayService>> =
-        spec.listeners.iter().map(|l| Rc::new(GatewayService::new(l, &routing.pipelines, &budget))).collect();
+    let service = |(i, l)| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, i));
+    let services: Vec<Rc<GatewayService>> = spec.listeners.iter().enumerate().map(service).collect();
     let acceptors: Vec<_> = (listeners.into_iter().zip(&spec.listeners).zip(&services))
         .map(|((tcp, l), service)| {
             glommio::spawn_local(serve(tcp, service.clone(), l.max_streams, shutdown.clone(), gate.clone()))
@@ -163,6 +168,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
             Some(Control::Backends { exporter, set }) => routing.set_backends(exporter, &set),
             Some(Control::Reload(spec)) => routing = reload(&routing, &spec, &services),
             Some(Control::Shutdown { drain }) => break drain,
+            Some(Control::Scrape { core, reply }) => {
+                drop(reply.send(crate::telemetry::core_snapshot(core, routing.rings(), budget.used())));
+            }
             None => break Duration::from_secs(10),
         }
     };

@@ -16,7 +16,10 @@ use super::control::{self, ToControl};
 use super::core::{self, CoreSpec, ListenerSpec};
 use super::plan::{Plan, plan};
 use crate::config::{ComponentId, Config};
-use crate::resolver::ResolverHandle;
+use crate::resolver::{ResolverHandle, StatsHandle};
+use crate::telemetry::prometheus::Names;
+use crate::telemetry::{ScrapeReply, Telemetry};
+use std::sync::mpsc::Receiver;
 
 /// Why the gateway could not start. Reported before any traffic is accepted.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,8 @@ pub enum StartError {
     Core { core: usize, reason: String },
     #[error("no usable cores: {0}")]
     Cores(String),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// Why a reload was not applied; the running config stays in force.
@@ -59,28 +64,46 @@ pub struct Gateway {
     /// The listeners as configured, to tell what a reload may change.
     listeners: Vec<ListenerSpec>,
     generation: u64,
+    /// Exporter ids by index, stable across reloads.
+    exporters: Vec<ComponentId>,
     /// DNS resolvers, one per exporter that uses one; they stop when dropped.
     resolvers: Vec<ResolverHandle>,
+    /// `/metrics` and the status page (the real port when configured as 0), if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The health check, if the `health_check` extension is enabled.
+    pub health_addr: Option<SocketAddr>,
+    telemetry: Option<Telemetry>,
 }
 
 impl Gateway {
     /// Starts on `cores` (all online cores when `None`); returns once every core listens.
     pub fn start(cfg: &Config, cores: Option<Vec<usize>>) -> Result<Gateway, StartError> {
         let cores = choose_cores(cores.or_else(|| cfg.runtime.cores.clone()))?;
-        let plan = plan(cfg)?;
+        let plan = plan(cfg, &[])?;
+        let telemetry = Telemetry::start(&cfg.telemetry)?;
         let reservations = plan.listeners.iter().map(|l| reserve_port(l.addr)).collect::<Result<Vec<_>, _>>()?;
         let bound: Vec<SocketAddr> = reservations
             .iter()
             .zip(&plan.listeners)
             .map(|(r, l)| r.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(l.addr))
             .collect();
-        let mut gw = Gateway::spawn_cores(&plan, &bound, cores)?;
+        let (scrape_tx, scrapes) = std::sync::mpsc::channel();
+        let mut gw = Gateway::spawn_cores(&plan, &bound, cores, scrapes)?;
         drop(reservations);
         gw.resolvers = control::start_resolvers(&plan.dns, 0, &gw.inbox)?;
+        let scraper = crate::telemetry::Scraper::new(scrape_tx, gw.cores.clone());
+        telemetry.shared.attach(scraper, telemetry_names(&plan), resolver_stats(&gw.resolvers), gw.stop_flag());
+        (gw.metrics_addr, gw.health_addr) = (telemetry.metrics_addr, telemetry.health_addr);
+        gw.telemetry = Some(telemetry);
         Ok(gw)
     }
 
-    fn spawn_cores(plan: &Plan, bound: &[SocketAddr], cores: Vec<usize>) -> Result<Gateway, StartError> {
+    fn spawn_cores(
+        plan: &Plan,
+        bound: &[SocketAddr],
+        cores: Vec<usize>,
+        scrapes: Receiver<ScrapeReply>,
+    ) -> Result<Gateway, StartError> {
         let spec = with_addrs(&plan.spec, bound);
         let (mut senders, mut executors) = (Vec::new(), Vec::new());
         for &core in &cores {
@@ -98,7 +121,7 @@ impl Gateway {
         }
         let (stop, drain) = (Arc::new(AtomicBool::new(false)), Duration::from_secs(10));
         let (inbox, from_anyone) = std::sync::mpsc::channel();
-        let control = control::spawn(senders, from_anyone, stop.clone(), drain)?;
+        let control = control::spawn(senders, from_anyone, scrapes, stop.clone(), drain)?;
         Ok(Gateway {
             grpc_addr: bound.first().copied().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
             grpc_addrs: plan.ids.iter().cloned().zip(bound.iter().copied()).collect(),
@@ -110,7 +133,11 @@ impl Gateway {
             inbox,
             listeners: plan.listeners.clone(),
             generation: 0,
+            exporters: plan.exporters.clone(),
             resolvers: Vec::new(),
+            metrics_addr: None,
+            health_addr: None,
+            telemetry: None,
         })
     }
 
@@ -118,13 +145,17 @@ impl Gateway {
     /// backend lists and resolvers change; receivers (their endpoints and stream limits) and
     /// cores cannot, and a config that changes them is refused whole.
     pub fn reload(&mut self, cfg: &Config) -> Result<(), ReloadError> {
-        let plan = plan(cfg)?;
+        let plan = plan(cfg, &self.exporters)?;
         self.check_listeners(&plan)?;
         let bound: Vec<SocketAddr> = self.grpc_addrs.iter().map(|(_, a)| *a).collect();
         self.generation += 1;
         let spec = Arc::new(with_addrs(&plan.spec, &bound));
         let _ = self.inbox.send(ToControl::Reload { generation: self.generation, spec });
         self.resolvers = control::start_resolvers(&plan.dns, self.generation, &self.inbox)?;
+        self.exporters = plan.exporters.clone();
+        if let Some(t) = &self.telemetry {
+            t.shared.update(telemetry_names(&plan), resolver_stats(&self.resolvers));
+        }
         Ok(())
     }
 
@@ -162,6 +193,10 @@ impl Gateway {
             let _ = e.join();
         }
         self.resolvers.clear();
+        // Health answers 503 through the drain; the endpoints close last.
+        if let Some(t) = self.telemetry.take() {
+            t.stop();
+        }
     }
 
     /// Stops accepting, drains, and waits for every core to exit.
@@ -169,6 +204,20 @@ impl Gateway {
         self.stop.store(true, Ordering::SeqCst);
         self.wait();
     }
+}
+
+/// Telemetry's names for the plan's receiver and exporter indexes.
+fn telemetry_names(plan: &Plan) -> Names {
+    let kind = |i: usize| if plan.dns.iter().any(|(e, _)| *e == i) { "dns" } else { "static" };
+    Names {
+        receivers: plan.ids.iter().map(ToString::to_string).collect(),
+        exporters: plan.exporters.iter().map(ToString::to_string).collect(),
+        resolvers: (0..plan.exporters.len()).map(kind).collect(),
+    }
+}
+
+fn resolver_stats(resolvers: &[ResolverHandle]) -> Vec<(&'static str, StatsHandle)> {
+    resolvers.iter().map(|r| ("dns", r.stats_handle())).collect()
 }
 
 /// `spec` with its listeners on the addresses actually bound (port 0 made real).

@@ -19,13 +19,23 @@ pub(super) struct Plan {
     pub ids: Vec<ComponentId>,
     /// The listeners as configured (before port 0 is bound).
     pub listeners: Vec<ListenerSpec>,
+    /// Exporter ids, indexed like `spec.exporters`.
+    pub exporters: Vec<ComponentId>,
     /// Exporters whose backends come from DNS, by index into `spec.exporters`.
     pub dns: Vec<(usize, DnsResolver)>,
 }
 
-pub(super) fn plan(cfg: &Config) -> Result<Plan, StartError> {
+/// The plan for `cfg`. Exporters listed in `previous` (a running plan's `exporters`) keep their
+/// indexes, so that counters and messages indexed by exporter keep their meaning across a
+/// reload; one no longer used stays as an empty slot.
+pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, StartError> {
     let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new() };
-    let (mut exporter_ids, mut ids) = (Vec::new(), Vec::new());
+    spec.exporters = previous
+        .iter()
+        .map(|id| ExporterSpec { id: id.clone(), backends: None, settings: Default::default() })
+        .collect();
+    let (mut exporter_ids, mut ids) = (previous.to_vec(), Vec::new());
+    let mut built = vec![false; previous.len()];
     for route in cfg.routes() {
         let (Some(receiver), Some(exporter)) = (cfg.receivers.get(&route.receiver), cfg.exporters.get(&route.exporter))
         else {
@@ -34,6 +44,10 @@ pub(super) fn plan(cfg: &Config) -> Result<Plan, StartError> {
         let Some(grpc) = &receiver.grpc else { continue };
         let build = || exporter_spec(&route.exporter, exporter);
         let e = index_of(&mut exporter_ids, &route.exporter, build, &mut spec.exporters)?;
+        if !built.get(e).copied().unwrap_or(true) {
+            spec.exporters[e] = exporter_spec(&route.exporter, exporter)?;
+            built[e] = true;
+        }
         let pipeline = PipelineSpec { signal: route.signal, key: routing_key(exporter, route.signal), exporter: e };
         let p =
             position_or_push(&mut spec.pipelines, pipeline, |a, b| a.signal == b.signal && a.exporter == b.exporter);
@@ -46,7 +60,7 @@ pub(super) fn plan(cfg: &Config) -> Result<Plan, StartError> {
     let listeners = spec.listeners.clone();
     let dns =
         exporter_ids.iter().enumerate().filter_map(|(i, id)| Some((i, dns_of(cfg.exporters.get(id)?)?))).collect();
-    Ok(Plan { spec, ids, listeners, dns })
+    Ok(Plan { spec, ids, listeners, exporters: exporter_ids, dns })
 }
 
 /// The index of `id` in `ids`, building and pushing its value on first sight.

@@ -29,9 +29,16 @@ impl Routing {
         };
         let pools: Vec<Option<Rc<Topology>>> = spec.exporters.iter().map(pool).collect();
         let of = |i: usize| pools.get(i).cloned().flatten();
-        let pipelines =
-            spec.pipelines.iter().map(|p| Rc::new(Pipeline::new(p.signal, &p.key, of(p.exporter)))).collect();
+        let pipeline = |p: &super::core::PipelineSpec| {
+            Rc::new(Pipeline::new(p.signal, &p.key, of(p.exporter)).for_exporter(p.exporter))
+        };
+        let pipelines = spec.pipelines.iter().map(pipeline).collect();
         Routing { spec, pools, pipelines }
+    }
+
+    /// Each exporter's ring, for a telemetry snapshot.
+    pub fn rings(&self) -> Vec<Option<crate::telemetry::RingView>> {
+        self.pools.iter().map(|p| p.as_ref().map(|t| crate::telemetry::RingView::of(&t.ring))).collect()
     }
 
     /// Swaps in a new backend set for `exporter`; requests in flight keep the old one.

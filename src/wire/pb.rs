@@ -173,7 +173,7 @@ pub fn last_len_field(buf: &[u8], range: Range<usize>, number: u32) -> Result<Ra
             WT_I32 if pos + 4 <= end => pos + 4,
             _ => return slow_last_len_field(buf, at..end, number, found),
         };
-        if tag >> 3 == 0 {
+        if tag >> 3 == 0 || tag >> 35 != 0 {
             return Err(WireError::ZeroField(at));
         }
         if tag >> 3 == u64::from(number) && wire != WT_LEN {
@@ -200,7 +200,8 @@ pub fn each_len_field(
         let (tag, n) = read_varint(buf, pos)?;
         pos += n;
         let wire = (tag & 7) as u8;
-        if tag >> 3 == 0 {
+        // Field 0, or a number past u32: invalid, as the full reader says.
+        if tag >> 3 == 0 || tag >> 35 != 0 {
             return Err(WireError::ZeroField(at));
         }
         pos = match wire {
@@ -396,6 +397,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
         /// The fast loop finds exactly what the full reader finds, and fails where it fails.
         #[test]
         fn each_len_field_agrees_with_the_reader(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), n in 1u32..4) {

@@ -23,7 +23,8 @@ use super::points::MetricHead;
 pub struct Part {
     pub backend: usize,
     pub framed: Bytes,
-    /// Items (spans, log records, metrics) in this part.
+    /// Items (spans, log records, metrics) in this part. The pipeline replaces a metrics
+    /// part's count with its data points, which telemetry counts as the collector does.
     pub items: u32,
 }
 

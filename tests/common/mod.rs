@@ -31,6 +31,10 @@ pub struct ConfigBuilder {
     timeout: &'static str,
     /// (nameserver, hostname, interval) for the DNS resolver instead of a static list.
     dns: Option<(SocketAddr, String, &'static str)>,
+    /// `service.telemetry` body (indented 4); by default metrics on 127.0.0.1:0.
+    telemetry: String,
+    /// Enables the health check extension on 127.0.0.1:0.
+    health_check: bool,
 }
 
 impl ConfigBuilder {
@@ -41,7 +45,21 @@ impl ConfigBuilder {
             max_recv_mib: None,
             timeout: "5s",
             dns: None,
+            telemetry: "    metrics:\n      address: 127.0.0.1:0\n".into(),
+            health_check: false,
         }
+    }
+
+    /// Replaces the `service.telemetry` body (YAML indented by 4 spaces).
+    pub fn telemetry(mut self, body: &str) -> Self {
+        self.telemetry = body.to_string();
+        self
+    }
+
+    /// Enables the `health_check` extension on 127.0.0.1:0.
+    pub fn health_check(mut self) -> Self {
+        self.health_check = true;
+        self
     }
 
     pub fn backend_names(mut self, names: &[&str]) -> Self {
@@ -110,9 +128,14 @@ impl ConfigBuilder {
             .iter()
             .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
             .collect();
+        let (extensions, enabled) = match self.health_check {
+            true => ("extensions:\n  health_check:\n    endpoint: 127.0.0.1:0\n", "  extensions: [health_check]\n"),
+            false => ("", ""),
+        };
         format!(
             "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n\
-             exporters:\n{exporters}service:\n  pipelines:\n{pipelines}"
+             exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}",
+            self.telemetry
         )
     }
 

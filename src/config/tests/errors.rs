@@ -128,10 +128,19 @@ fn non_string_keys_are_errors() {
 }
 
 #[test]
-fn environment_expansion_is_refused_not_taken_literally() {
-    let (path, message) = one_error(&with_protocols("      grpc:\n        endpoint: ${env:MY_POD_IP}:4317"));
-    assert_eq!(path, "receivers.otlp.protocols.grpc.endpoint");
-    assert!(message.contains("environment variable"), "{message}");
+fn an_unset_environment_variable_is_an_error_naming_it() {
+    let yaml = with_protocols("      grpc:\n        endpoint: ${env:OTLP_GW_TEST_UNSET_IP}:4317");
+    let (path, message) = one_error(&yaml);
+    assert_eq!(path, "");
+    assert!(message.starts_with("line 5: environment variable `OTLP_GW_TEST_UNSET_IP` is not set"), "{message}");
+}
+
+#[test]
+fn environment_defaults_and_escapes_are_expanded_before_parsing() {
+    let yaml = with_protocols("      grpc:\n        endpoint: ${env:OTLP_GW_TEST_UNSET_IP:-127.0.0.9}:4317");
+    let cfg = super::ok(&yaml.replace("[otlp]\n      exporters", "[otlp] # $$ is a dollar\n      exporters"));
+    let grpc = cfg.receivers.values().next().and_then(|r| r.grpc.clone()).expect("grpc");
+    assert_eq!(grpc.endpoint.to_string(), "127.0.0.9:4317");
 }
 
 #[test]

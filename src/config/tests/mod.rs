@@ -5,6 +5,7 @@ mod exporters;
 mod fixtures;
 mod receivers;
 mod service;
+mod telemetry;
 mod values;
 
 use super::{Config, ConfigErrors, parse_str};

@@ -20,8 +20,8 @@ fn empty_processors_and_extensions_are_fine() {
 #[test]
 fn defined_processors_connectors_and_extensions_are_errors() {
     let yaml = format!(
-        "processors:\n  batch:\n  memory_limiter/x: {{}}\nconnectors:\n  spanmetrics:\nextensions:\n  health_check:\n{}",
-        with_service("  extensions: [health_check]")
+        "processors:\n  batch:\n  memory_limiter/x: {{}}\nconnectors:\n  spanmetrics:\nextensions:\n  zpages:\n{}",
+        with_service("  extensions: [zpages]")
     );
     let errors = errors_of(&yaml);
     let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
@@ -31,13 +31,13 @@ fn defined_processors_connectors_and_extensions_are_errors() {
             "processors.batch",
             "processors.memory_limiter/x",
             "connectors.spanmetrics",
-            "extensions.health_check",
+            "extensions.zpages",
             "service.extensions[0]",
         ]
     );
     assert_eq!(errors[0].1, PROCESSORS_NOT_SUPPORTED);
     assert!(errors[2].1.starts_with("connectors are not supported"), "{errors:?}");
-    assert!(errors[3].1.starts_with("extensions are not supported"), "{errors:?}");
+    assert!(errors[3].1.starts_with("extensions other than `health_check` are not supported"), "{errors:?}");
 }
 
 #[test]

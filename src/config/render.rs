@@ -1,0 +1,234 @@
+//! `otlp-gateway print-config`: the effective configuration, every default filled in, in the
+//! collector's YAML shape, with secrets masked.
+
+use std::time::Duration;
+
+use serde_yaml::{Mapping, Value};
+
+use super::model::*;
+use super::telemetry::{LogEncoding, LogLevel, MetricsLevel, TelemetryConfig};
+
+/// What a masked value reads as.
+pub const MASK: &str = "[REDACTED]";
+
+/// Keys whose values are secrets wherever they appear (a mapping under one, such as
+/// `headers`, has every value masked).
+const SECRET_KEYS: &[&str] =
+    &["headers", "auth", "authorization", "token", "bearer_token", "password", "api_key", "key_pem", "client_secret"];
+
+/// The effective configuration as YAML text.
+pub fn effective_yaml(cfg: &Config) -> String {
+    let mut value = effective(cfg);
+    mask_secrets(&mut value);
+    serde_yaml::to_string(&value).unwrap_or_default()
+}
+
+fn map<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut m = Mapping::new();
+    for (k, v) in pairs {
+        if !v.is_null() {
+            m.insert(Value::from(k), v);
+        }
+    }
+    Value::Mapping(m)
+}
+
+fn text(s: impl ToString) -> Value {
+    Value::String(s.to_string())
+}
+
+fn list<T>(items: &[T], f: impl Fn(&T) -> Value) -> Value {
+    Value::Sequence(items.iter().map(f).collect())
+}
+
+/// Go-style duration: `5s`, `500ms`.
+fn duration(d: Duration) -> Value {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 { text(format!("{}s", ms / 1000)) } else { text(format!("{ms}ms")) }
+}
+
+fn effective(cfg: &Config) -> Value {
+    let receivers = cfg.receivers.iter().map(|(id, r)| (text(id), receiver(r))).collect::<Mapping>();
+    let exporters = cfg.exporters.iter().map(|(id, e)| (text(id), exporter(e))).collect::<Mapping>();
+    let health = cfg.telemetry.health_check.as_ref();
+    let extensions = health.map_or(Value::Null, |h| {
+        map([("health_check", map([("endpoint", text(&h.endpoint)), ("path", text(&h.path))]))])
+    });
+    map([
+        ("receivers", Value::Mapping(receivers)),
+        ("exporters", Value::Mapping(exporters)),
+        ("extensions", extensions),
+        ("service", service(cfg)),
+    ])
+}
+
+fn receiver(r: &OtlpReceiver) -> Value {
+    let grpc = r.grpc.as_ref().map_or(Value::Null, |g| {
+        map([
+            ("endpoint", text(&g.endpoint)),
+            ("max_recv_msg_size_mib", Value::from(g.max_recv_msg_size >> 20)),
+            ("max_concurrent_streams", Value::from(g.max_concurrent_streams)),
+        ])
+    });
+    let http = r.http.as_ref().map_or(Value::Null, |h| map([("endpoint", text(&h.endpoint))]));
+    map([("protocols", map([("grpc", grpc), ("http", http)]))])
+}
+
+fn exporter(e: &Exporter) -> Value {
+    match e {
+        Exporter::Otlp(o) => otlp(o),
+        Exporter::LoadBalancing(lb) => {
+            let (key, attributes) = match &lb.routing_key {
+                Some(RoutingKey::Attributes(a)) => (text("attributes"), list(a, |s| text(s))),
+                Some(k) => (text(k.name()), Value::Null),
+                None => (Value::Null, Value::Null),
+            };
+            map([
+                ("routing_key", key),
+                ("routing_attributes", attributes),
+                ("protocol", map([("otlp", otlp(&lb.protocol))])),
+                ("resolver", resolver(&lb.resolver)),
+            ])
+        }
+    }
+}
+
+fn otlp(o: &OtlpExporter) -> Value {
+    let compression = match o.compression {
+        Compression::None => "none",
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        Compression::Snappy => "snappy",
+    };
+    map([
+        ("endpoint", o.endpoint.as_ref().map_or(Value::Null, text)),
+        ("compression", text(compression)),
+        ("timeout", duration(o.timeout)),
+        ("tls", map([("insecure", Value::from(o.insecure))])),
+    ])
+}
+
+fn resolver(r: &Resolver) -> Value {
+    match r {
+        Resolver::Static { hostnames } => map([("static", map([("hostnames", list(hostnames, |h| text(h)))]))]),
+        Resolver::Dns(d) => {
+            let record = match d.record_type {
+                DnsRecordType::Ip => "ip",
+                DnsRecordType::Srv => "srv",
+            };
+            let port = if d.record_type == DnsRecordType::Ip { text(d.port) } else { Value::Null };
+            let dns = map([
+                ("hostname", text(&d.hostname)),
+                ("port", port),
+                ("interval", duration(d.interval)),
+                ("timeout", duration(d.timeout)),
+                ("nameserver", d.nameserver.map_or(Value::Null, text)),
+                ("record_type", text(record)),
+            ]);
+            map([("dns", dns)])
+        }
+    }
+}
+
+fn service(cfg: &Config) -> Value {
+    let pipelines = cfg.pipelines.iter().map(|p| (text(pipeline_id(p)), pipeline(p))).collect::<Mapping>();
+    let extensions =
+        if cfg.telemetry.health_check.is_some() { list(&["health_check"], |s| text(s)) } else { Value::Null };
+    let runtime = cfg.runtime.cores.as_ref().map_or(Value::Null, |c| map([("cores", list(c, |c| Value::from(*c)))]));
+    map([
+        ("extensions", extensions),
+        ("pipelines", Value::Mapping(pipelines)),
+        ("telemetry", telemetry(&cfg.telemetry)),
+        ("runtime", runtime),
+    ])
+}
+
+fn pipeline_id(p: &Pipeline) -> String {
+    match &p.name {
+        Some(n) => format!("{}/{n}", p.signal.name()),
+        None => p.signal.name().to_string(),
+    }
+}
+
+fn pipeline(p: &Pipeline) -> Value {
+    map([("receivers", list(&p.receivers, |s| text(s))), ("exporters", list(&p.exporters, |s| text(s)))])
+}
+
+fn telemetry(t: &TelemetryConfig) -> Value {
+    let level = match t.metrics.level {
+        MetricsLevel::None => "none",
+        MetricsLevel::Basic => "basic",
+        MetricsLevel::Normal => "normal",
+        MetricsLevel::Detailed => "detailed",
+    };
+    let e = &t.metrics.endpoint;
+    let prometheus = map([("host", text(&e.host)), ("port", Value::from(e.port))]);
+    let readers = Value::Sequence(vec![map([("pull", map([("exporter", map([("prometheus", prometheus)]))]))])]);
+    let logs = map([("level", text(log_level(t.logs.level))), ("encoding", text(log_encoding(t.logs.encoding)))]);
+    map([("metrics", map([("level", text(level)), ("readers", readers)])), ("logs", logs)])
+}
+
+fn log_level(l: LogLevel) -> &'static str {
+    match l {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+    }
+}
+
+fn log_encoding(e: LogEncoding) -> &'static str {
+    match e {
+        LogEncoding::Console => "console",
+        LogEncoding::Json => "json",
+    }
+}
+
+/// Replaces the value of every [`SECRET_KEYS`] key (at any depth) with [`MASK`].
+pub fn mask_secrets(value: &mut Value) {
+    match value {
+        Value::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                if k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) {
+                    mask_all(v);
+                } else {
+                    mask_secrets(v);
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+fn mask_all(value: &mut Value) {
+    match value {
+        Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| mask_all(v)),
+        Value::Sequence(items) => items.iter_mut().for_each(mask_all),
+        other => *other = text(MASK),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_at_any_depth() {
+        let yaml = "exporters:\n  otlp:\n    headers:\n      x-api-key: s3cret\n      other: [a, b]\n    auth: {token: t0k}\n    endpoint: collector:4317\nlist:\n  - password: hunter2\n";
+        let mut value: Value = serde_yaml::from_str(yaml).unwrap();
+        mask_secrets(&mut value);
+        let out = serde_yaml::to_string(&value).unwrap();
+        for secret in ["s3cret", "t0k", "hunter2", "- a"] {
+            assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+        }
+        assert_eq!(out.matches(MASK).count(), 5, "{out}");
+        assert!(out.contains("endpoint: collector:4317"), "{out}");
+    }
+
+    #[test]
+    fn durations_print_as_go_durations() {
+        assert_eq!(duration(Duration::from_secs(5)), text("5s"));
+        assert_eq!(duration(Duration::from_millis(1500)), text("1500ms"));
+    }
+}

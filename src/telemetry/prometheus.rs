@@ -1,0 +1,290 @@
+//! Prometheus exposition of the summed per-core counters, with the collector's metric names and
+//! labels (see docs/operations.md). Counters get `_total` and the latency histogram
+//! `_milliseconds` from the client library, as the collector's Prometheus exporter writes them.
+
+use std::collections::BTreeMap;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::CoreSnapshot;
+use super::counters::{BackendStats, Histogram, ItemCounts, LATENCY_BOUNDS_MS};
+use crate::config::Signal;
+use crate::resolver::Stats;
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Names for the indexes the cores count by.
+#[derive(Debug, Clone, Default)]
+pub struct Names {
+    /// Receiver id by listener index.
+    pub receivers: Vec<String>,
+    /// Exporter id by exporter index.
+    pub exporters: Vec<String>,
+    /// `static` or `dns`, by exporter index.
+    pub resolvers: Vec<&'static str>,
+}
+
+/// Everything one scrape shows, summed over cores.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// By receiver id.
+    pub receivers: BTreeMap<String, ItemCounts>,
+    /// By exporter id.
+    pub exporters: BTreeMap<String, ItemCounts>,
+    /// By backend name (the `endpoint` label), over every exporter.
+    pub backends: BTreeMap<String, BackendStats>,
+    /// Backends on the ring, by resolver kind.
+    pub num_backends: BTreeMap<&'static str, u64>,
+    /// (resolver kind, stats) of each DNS resolver.
+    pub resolutions: Vec<(&'static str, Stats)>,
+    /// Per core: (cpu, connections, streams, queue depth, bytes in flight).
+    pub cores: Vec<[u64; 5]>,
+}
+
+impl Totals {
+    /// Sums the cores' snapshots.
+    pub fn sum(names: &Names, cores: &[CoreSnapshot], resolutions: Vec<(&'static str, Stats)>) -> Totals {
+        let mut t = Totals { resolutions, ..Default::default() };
+        for r in &names.receivers {
+            t.receivers.entry(r.clone()).or_default();
+        }
+        for e in &names.exporters {
+            t.exporters.entry(e.clone()).or_default();
+        }
+        for core in cores {
+            t.add_core(names, core);
+        }
+        t.count_backends(names, cores.first());
+        t
+    }
+
+    fn add_core(&mut self, names: &Names, core: &CoreSnapshot) {
+        let c = &core.counters;
+        for (i, counts) in c.receivers.iter().enumerate() {
+            let name = names.receivers.get(i).cloned().unwrap_or_else(|| format!("receiver{i}"));
+            self.receivers.entry(name).or_default().merge(counts);
+        }
+        for (i, backends) in c.backends.iter().enumerate() {
+            let name = names.exporters.get(i).cloned().unwrap_or_else(|| format!("exporter{i}"));
+            let exporter = self.exporters.entry(name).or_default();
+            backends.iter().for_each(|(_, b)| exporter.merge(&b.items));
+            backends.iter().for_each(|(n, b)| self.backends.entry(n.clone()).or_default().merge(b));
+        }
+        let depth = c.parts_in_flight;
+        self.cores.push([core.cpu as u64, c.connections, c.streams, depth, core.bytes_in_flight]);
+    }
+
+    fn count_backends(&mut self, names: &Names, core: Option<&CoreSnapshot>) {
+        for r in &names.resolvers {
+            self.num_backends.entry(r).or_default();
+        }
+        let rings = core.map(|c| c.rings.as_slice()).unwrap_or_default();
+        for (i, ring) in rings.iter().enumerate() {
+            let kind = names.resolvers.get(i).copied().unwrap_or("static");
+            *self.num_backends.entry(kind).or_default() += ring.as_ref().map_or(0, |r| r.backends.len() as u64);
+        }
+    }
+}
+
+/// The OpenMetrics text of `totals`.
+pub fn render(totals: Totals) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exposition(totals)));
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+#[derive(Debug)]
+struct Exposition(Totals);
+
+/// The collector's item names per signal.
+fn item(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "spans",
+        Signal::Metrics => "metric_points",
+        Signal::Logs => "log_records",
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One counter family: name, help, and (labels, value) samples.
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, samples: &[(Labels, u64)]) -> std::fmt::Result {
+    let mut metric = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in samples {
+        metric.encode_family(labels)?.encode_counter::<NoLabelSet, _, u64>(v, None)?;
+    }
+    Ok(())
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, samples: &[(Labels, u64)]) -> std::fmt::Result {
+    let mut metric = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in samples {
+        metric.encode_family(labels)?.encode_gauge(v)?;
+    }
+    Ok(())
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        self.receivers(&mut e)?;
+        self.exporters(&mut e)?;
+        self.loadbalancer(&mut e)?;
+        self.latency(&mut e)?;
+        self.cores(&mut e)
+    }
+}
+
+impl Exposition {
+    fn receivers(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        for signal in Signal::ALL {
+            let s = signal as usize;
+            let labels = |r: &String| vec![("receiver", r.clone()), ("transport", "grpc".to_string())];
+            let ok: Vec<_> = self.0.receivers.iter().map(|(r, c)| (labels(r), c.ok[s])).collect();
+            let bad: Vec<_> = self.0.receivers.iter().map(|(r, c)| (labels(r), c.failed[s])).collect();
+            let what = item(signal);
+            let help = format!("Number of {what} successfully pushed into the pipeline.");
+            counter(e, &format!("otelcol_receiver_accepted_{what}"), &help, &ok)?;
+            let help = format!("Number of {what} that could not be pushed into the pipeline.");
+            counter(e, &format!("otelcol_receiver_refused_{what}"), &help, &bad)?;
+        }
+        Ok(())
+    }
+
+    fn exporters(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        for signal in Signal::ALL {
+            let s = signal as usize;
+            let labels = |x: &String| vec![("exporter", x.clone())];
+            let ok: Vec<_> = self.0.exporters.iter().map(|(x, c)| (labels(x), c.ok[s])).collect();
+            let bad: Vec<_> = self.0.exporters.iter().map(|(x, c)| (labels(x), c.failed[s])).collect();
+            let what = item(signal);
+            let help = format!("Number of {what} successfully sent to destination.");
+            counter(e, &format!("otelcol_exporter_sent_{what}"), &help, &ok)?;
+            let help = format!("Number of {what} in failed attempts to send to destination.");
+            counter(e, &format!("otelcol_exporter_send_failed_{what}"), &help, &bad)?;
+        }
+        Ok(())
+    }
+
+    fn loadbalancer(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let t = &self.0;
+        let backends: Vec<_> = t.num_backends.iter().map(|(r, n)| (vec![("resolver", r.to_string())], *n)).collect();
+        gauge(e, "otelcol_loadbalancer_num_backends", "Current number of backends in use.", &backends)?;
+        self.resolutions(e)?;
+        self.outcomes(e)
+    }
+
+    fn resolutions(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let t = &self.0;
+        let res = |r: &str, ok: bool, n: u64| (vec![("resolver", r.to_string()), ("success", ok.to_string())], n);
+        let resolutions: Vec<_> = (t.resolutions.iter())
+            .flat_map(|(r, s)| [res(r, true, s.resolutions - s.failures), res(r, false, s.failures)])
+            .collect();
+        let help = "Number of times the resolver has triggered new resolutions.";
+        counter(e, "otelcol_loadbalancer_num_resolutions", help, &resolutions)?;
+        let updates: Vec<_> =
+            t.resolutions.iter().map(|(r, s)| (vec![("resolver", r.to_string())], s.updates)).collect();
+        let help = "Number of times the list of backends was updated.";
+        counter(e, "otelcol_loadbalancer_num_backend_updates", help, &updates)
+    }
+
+    fn outcomes(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let t = &self.0;
+        let out = |n: &String, ok: bool, v: u64| (vec![("endpoint", n.clone()), ("success", ok.to_string())], v);
+        let outcomes: Vec<_> =
+            t.backends.iter().flat_map(|(n, b)| [out(n, true, b.calls_ok), out(n, false, b.calls_failed)]).collect();
+        counter(
+            e,
+            "otelcol_loadbalancer_backend_outcome",
+            "Number of successes and failures for each endpoint.",
+            &outcomes,
+        )
+    }
+
+    fn latency(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let unit = Unit::Other("milliseconds".into());
+        let help = "Response latency in ms for the backends.";
+        let mut metric =
+            e.encode_descriptor("otelcol_loadbalancer_backend_latency", help, Some(&unit), MetricType::Histogram)?;
+        for (name, b) in &self.0.backends {
+            let labels = vec![("endpoint", name.clone())];
+            let buckets = buckets(&b.latency);
+            let mut family = metric.encode_family(&labels)?;
+            family.encode_histogram::<NoLabelSet>(b.latency.sum, b.latency.count, &buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn cores(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let gauges = [
+            ("otlp_gateway_core_connections", "Client connections open on the core."),
+            ("otlp_gateway_core_streams", "Client requests (HTTP/2 streams) being served on the core."),
+            ("otlp_gateway_core_queue_depth", "Parts sent to backends and not yet answered, on the core."),
+            (
+                "otlp_gateway_core_bytes_in_flight",
+                "Request bytes the core holds in memory (its request budget in use).",
+            ),
+        ];
+        for (i, (name, help)) in gauges.iter().enumerate() {
+            let samples: Vec<_> = self.0.cores.iter().map(|c| (vec![("core", c[0].to_string())], c[i + 1])).collect();
+            gauge(e, name, help, &samples)?;
+        }
+        Ok(())
+    }
+}
+
+fn buckets(h: &Histogram) -> Vec<(f64, u64)> {
+    let bounds = LATENCY_BOUNDS_MS.iter().copied().chain([f64::INFINITY]);
+    bounds.zip(h.buckets.iter().copied()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::RingView;
+
+    fn core(cpu: usize, accepted: u64) -> CoreSnapshot {
+        let mut s = CoreSnapshot { cpu, ..Default::default() };
+        s.counters.receivers = vec![ItemCounts { ok: [accepted, 0, 0], failed: [0, 0, 1] }];
+        let backend = BackendStats {
+            items: ItemCounts { ok: [accepted, 0, 0], failed: [0; 3] },
+            calls_ok: 2,
+            ..Default::default()
+        };
+        s.counters.backends = vec![vec![("10.0.0.1:4317".into(), backend)]];
+        s.counters.connections = 3;
+        s.rings = vec![Some(RingView { backends: vec!["10.0.0.1:4317".into()], shares: vec![1.0] })];
+        s
+    }
+
+    fn names() -> Names {
+        Names { receivers: vec!["otlp".into()], exporters: vec!["loadbalancing".into()], resolvers: vec!["dns"] }
+    }
+
+    #[test]
+    fn sums_cores_under_the_collectors_names() {
+        let stats = Stats { resolutions: 5, failures: 1, updates: 2 };
+        let text = render(Totals::sum(&names(), &[core(0, 10), core(1, 5)], vec![("dns", stats)]));
+        for line in [
+            "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 15",
+            "otelcol_receiver_refused_log_records_total{receiver=\"otlp\",transport=\"grpc\"} 2",
+            "otelcol_exporter_sent_spans_total{exporter=\"loadbalancing\"} 15",
+            "otelcol_loadbalancer_num_backends{resolver=\"dns\"} 1",
+            "otelcol_loadbalancer_num_resolutions_total{resolver=\"dns\",success=\"true\"} 4",
+            "otelcol_loadbalancer_num_resolutions_total{resolver=\"dns\",success=\"false\"} 1",
+            "otelcol_loadbalancer_num_backend_updates_total{resolver=\"dns\"} 2",
+            "otelcol_loadbalancer_backend_outcome_total{endpoint=\"10.0.0.1:4317\",success=\"true\"} 4",
+            "otlp_gateway_core_connections{core=\"1\"} 3",
+            "# TYPE otelcol_loadbalancer_backend_latency_milliseconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -115,3 +115,40 @@ pub fn logs_request(service: &str, records: usize, trace_seed: u64) -> ExportLog
     let rl = ResourceLogs { resource: Some(resource(service)), scope_logs: vec![sl], ..Default::default() };
     ExportLogsServiceRequest { resource_logs: vec![rl] }
 }
+
+/// Writes the fuzz targets' seed corpus (tests/fuzz/corpus/): realistic requests of every
+/// signal for `split` (first byte: signal and key selector), framed messages for `grpc_frame`,
+/// and the config fixtures for `config`.
+#[cfg(test)]
+mod seeds {
+    use std::path::Path;
+
+    use prost::Message;
+
+    use super::{logs_request, metrics_request};
+    use crate::tools::spangen::{self, grpc_frame};
+
+    fn write(target: &str, name: &str, bytes: &[u8]) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    #[test]
+    #[ignore = "writes the fuzz seed corpus; run with --ignored when the generators change"]
+    fn write_fuzz_seeds() {
+        let traces = spangen::request("checkout", 8, 2, 1).encode_to_vec();
+        let metrics = metrics_request("checkout", 1, 3).encode_to_vec();
+        let logs = logs_request("checkout", 6, 1).encode_to_vec();
+        // Selectors (see tests/fuzz/fuzz_targets/split.rs): 0-2 traces, 3-5 logs, 6-10 metrics.
+        for (selector, body) in [(0u8, &traces), (2, &traces), (3, &logs), (5, &logs), (8, &metrics), (9, &metrics)] {
+            write("split", &format!("seed-{selector}"), &[&[selector][..], body].concat());
+        }
+        write("grpc_frame", "traces", &[&[3u8][..], &grpc_frame(&traces)].concat());
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
+        for entry in std::fs::read_dir(fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            write("config", &path.file_name().unwrap().to_string_lossy(), &std::fs::read(&path).unwrap());
+        }
+    }
+}

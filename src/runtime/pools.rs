@@ -45,6 +45,7 @@ impl Routing {
     pub fn set_backends(&mut self, exporter: usize, set: &BackendSet) {
         let Some(e) = self.spec.exporters.get(exporter) else { return };
         let topology = Some(Rc::new(build_pool(set, &e.settings, Some(self))));
+        crate::telemetry::counters::with(|c| c.retain_backends(exporter, set.ring.backends()));
         if let Some(slot) = self.pools.get_mut(exporter) {
             *slot = topology.clone();
         }

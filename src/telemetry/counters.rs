@@ -119,6 +119,9 @@ pub struct CoreStats {
     receivers: RefCell<Vec<ItemCounts>>,
     /// Backends by exporter index, then backend name.
     backends: RefCell<Vec<HashMap<String, BackendStats>>>,
+    /// Items of backends that left the ring, by exporter index: the exporter's totals stay
+    /// monotonic while the per-backend entries are dropped (memory stays bounded under DNS churn).
+    retired: RefCell<Vec<ItemCounts>>,
     connections: Cell<u64>,
     streams: Cell<u64>,
     parts_in_flight: Cell<u64>,
@@ -160,6 +163,24 @@ impl CoreStats {
         }
     }
 
+    /// Drops the stats of `exporter`'s backends not in `keep` (they left the ring), folding
+    /// their items into the exporter's retired totals.
+    pub fn retain_backends(&self, exporter: usize, keep: &[String]) {
+        let mut backends = self.backends.borrow_mut();
+        let Some(map) = backends.get_mut(exporter) else { return };
+        let mut retired = self.retired.borrow_mut();
+        if retired.len() <= exporter {
+            retired.resize(exporter + 1, ItemCounts::default());
+        }
+        map.retain(|name, b| {
+            let stays = keep.contains(name);
+            if !stays {
+                retired[exporter].merge(&b.items);
+            }
+            stays
+        });
+    }
+
     fn remember_error(&self, message: String) {
         let mut errors = self.errors.borrow_mut();
         if errors.len() == RECENT_ERRORS {
@@ -173,6 +194,7 @@ impl CoreStats {
         Counters {
             receivers: self.receivers.borrow().clone(),
             backends: self.backends.borrow().iter().map(sorted).collect(),
+            retired: self.retired.borrow().clone(),
             connections: self.connections.get(),
             streams: self.streams.get(),
             parts_in_flight: self.parts_in_flight.get(),
@@ -227,6 +249,8 @@ pub struct Counters {
     pub receivers: Vec<ItemCounts>,
     /// By exporter index: (backend name, its stats), sorted by name.
     pub backends: Vec<Vec<(String, BackendStats)>>,
+    /// By exporter index: items of backends no longer on the ring.
+    pub retired: Vec<ItemCounts>,
     pub connections: u64,
     pub streams: u64,
     /// Parts sent to a backend and not yet answered (the core's export queue depth).
@@ -320,6 +344,22 @@ mod tests {
         let down = PartMeter::start(0, Signal::Metrics, 1);
         down.finish("b:1", &Err::<(), _>(ExportError::Timeout(std::time::Duration::from_secs(1))));
         assert!(!with(CoreStats::snapshot).backends[0][0].1.reachable());
+    }
+
+    #[test]
+    fn backends_that_leave_are_dropped_and_their_items_stay_in_the_totals() {
+        // A fresh thread: its own core counters.
+        std::thread::spawn(|| {
+            for (backend, items) in [("a:1", 4), ("b:1", 6)] {
+                PartMeter::start(0, Signal::Traces, items).finish(backend, &Ok::<(), ExportError>(()));
+            }
+            with(|c| c.retain_backends(0, &["b:1".to_string()]));
+            let s = with(CoreStats::snapshot);
+            assert_eq!(s.backends[0].iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["b:1"]);
+            assert_eq!(s.retired[0].ok[0], 4, "the departed backend's spans still count for the exporter");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -68,9 +68,12 @@ impl Totals {
             let name = names.receivers.get(i).cloned().unwrap_or_else(|| format!("receiver{i}"));
             self.receivers.entry(name).or_default().merge(counts);
         }
+        let exporter_name = |i: usize| names.exporters.get(i).cloned().unwrap_or_else(|| format!("exporter{i}"));
+        for (i, retired) in c.retired.iter().enumerate() {
+            self.exporters.entry(exporter_name(i)).or_default().merge(retired);
+        }
         for (i, backends) in c.backends.iter().enumerate() {
-            let name = names.exporters.get(i).cloned().unwrap_or_else(|| format!("exporter{i}"));
-            let exporter = self.exporters.entry(name).or_default();
+            let exporter = self.exporters.entry(exporter_name(i)).or_default();
             backends.iter().for_each(|(_, b)| exporter.merge(&b.items));
             backends.iter().for_each(|(n, b)| self.backends.entry(n.clone()).or_default().merge(b));
         }

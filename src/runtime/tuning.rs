@@ -20,9 +20,18 @@ pub fn h2_server(max_concurrent_streams: u32) -> h2::server::Builder {
         .max_frame_size(MAX_FRAME)
         .max_header_list_size(MAX_HEADER_LIST)
         .max_concurrent_streams(max_concurrent_streams)
-        .max_send_buffer_size(1 << 20);
+        .max_send_buffer_size(1 << 20)
+        // Rapid reset (CVE-2023-44487): a peer that resets streams faster than we accept them,
+        // or provokes more than this many local resets, gets GOAWAY.
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(Some(MAX_LOCAL_RESETS));
     b
 }
+
+/// Streams a client may open and reset before we accept them (h2's default, made explicit).
+pub const MAX_PENDING_RESETS: usize = 20;
+/// Streams we may reset for a peer's protocol errors before closing its connection.
+pub const MAX_LOCAL_RESETS: usize = 1024;
 
 pub fn h2_client() -> h2::client::Builder {
     let mut b = h2::client::Builder::new();

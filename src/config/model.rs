@@ -108,6 +108,8 @@ pub struct Pipeline {
 }
 
 /// An exporter: the load balancer, or a plain single-destination OTLP exporter.
+// Built once per config load and never on the data path: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Exporter {
     /// `loadbalancing` or `load_balancing`.
@@ -123,6 +125,10 @@ pub struct LoadBalancing {
     pub routing_key: Option<RoutingKey>,
     pub protocol: OtlpExporter,
     pub resolver: Resolver,
+    /// `retry_on_failure`: re-sending a failed part to its backend.
+    pub retry: super::RetryOnFailure,
+    /// `sending_queue`: where failed parts wait for their retries.
+    pub queue: super::SendingQueue,
 }
 
 impl LoadBalancing {

@@ -88,9 +88,31 @@ fn exporter(e: &Exporter) -> Value {
                 ("routing_attributes", attributes),
                 ("protocol", map([("otlp", otlp(&lb.protocol))])),
                 ("resolver", resolver(&lb.resolver)),
+                ("retry_on_failure", retry(&lb.retry)),
+                ("sending_queue", queue(&lb.queue)),
             ])
         }
     }
+}
+
+fn retry(r: &super::RetryOnFailure) -> Value {
+    map([
+        ("enabled", Value::from(r.enabled)),
+        ("initial_interval", duration(r.initial_interval)),
+        ("max_interval", duration(r.max_interval)),
+        ("max_elapsed_time", duration(r.max_elapsed_time)),
+        ("multiplier", Value::from(r.multiplier)),
+        ("randomization_factor", Value::from(r.randomization_factor)),
+    ])
+}
+
+fn queue(q: &super::SendingQueue) -> Value {
+    map([
+        ("enabled", Value::from(q.enabled)),
+        ("queue_size", Value::from(q.queue_size as u64)),
+        ("num_consumers", Value::from(q.num_consumers as u64)),
+        ("max_size_mib", Value::from((q.max_bytes >> 20) as u64)),
+    ])
 }
 
 fn otlp(o: &OtlpExporter) -> Value {

@@ -13,10 +13,11 @@ use http::Uri;
 use super::backoff::Backoff;
 use super::call;
 use super::error::ExportError;
+use super::retry::{QueueLimits, RetryPolicy, RetryQueue};
 use super::single_flight::SingleFlight;
 
 /// Connection settings shared by a core's backends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BackendSettings {
     /// Per-call deadline (the exporter's `timeout`).
     pub timeout: Duration,
@@ -24,6 +25,10 @@ pub struct BackendSettings {
     pub connect_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// `retry_on_failure`; `None` when disabled (a failed part fails its request).
+    pub retry: Option<RetryPolicy>,
+    /// `sending_queue`; `None` when disabled (the request waits while its part is retried).
+    pub queue: Option<QueueLimits>,
 }
 
 impl Default for BackendSettings {
@@ -33,6 +38,8 @@ impl Default for BackendSettings {
             connect_timeout: Duration::from_secs(1),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            retry: None,
+            queue: None,
         }
     }
 }
@@ -47,6 +54,9 @@ pub struct Backend {
     connecting: SingleFlight,
     backoff: RefCell<Backoff>,
     uris: RefCell<Vec<(&'static str, Uri)>>,
+    /// Parts waiting for another attempt, and whether a task is draining them.
+    pub(super) queue: RefCell<RetryQueue>,
+    pub(super) draining: Cell<bool>,
 }
 
 impl Backend {
@@ -60,6 +70,7 @@ impl Backend {
 
     pub fn new(name: String, addr: SocketAddr, settings: BackendSettings) -> Rc<Self> {
         let backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
+        let limits = settings.queue.unwrap_or(QueueLimits { parts: 0, bytes: 0, consumers: 1 });
         Rc::new(Backend {
             name,
             addr,
@@ -69,6 +80,8 @@ impl Backend {
             connecting: SingleFlight::default(),
             backoff: RefCell::new(backoff),
             uris: RefCell::new(Vec::new()),
+            queue: RefCell::new(RetryQueue::new(limits)),
+            draining: Cell::new(false),
         })
     }
 

@@ -1,12 +1,15 @@
 //! Fan-out: send a request's parts to their backends in parallel and fold the answers into
-//! one answer for the client. The client hears OK only when every part was accepted.
+//! one answer for the client. The client hears OK only when every part was accepted by its
+//! backend or, after a retryable failure, queued for retry on it (`deliver.rs`).
 
 use std::rc::Rc;
 
 use bytes::Bytes;
 
 use super::backend::Backend;
+use super::deliver::deliver;
 use super::error::worst;
+use super::retry::NewPart;
 use crate::grpc::Status;
 use crate::wire::Part;
 use crate::wire::partial::PartialSuccess;
@@ -24,12 +27,8 @@ pub async fn forward(
         .into_iter()
         .map(|p| {
             let backend = backends[p.backend].clone();
-            let meter = crate::telemetry::PartMeter::start(exporter, signal, p.items);
-            glommio::spawn_local(async move {
-                let result = backend.export(path, p.framed).await;
-                meter.finish(&backend.name, &result);
-                result.map_err(|e| e.to_status(&backend.name))
-            })
+            let part = NewPart { framed: p.framed, path, signal, items: p.items, exporter };
+            glommio::spawn_local(async move { deliver(&backend, part).await })
         })
         .collect();
     let mut merged = PartialSuccess::default();

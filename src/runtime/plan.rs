@@ -10,6 +10,7 @@ use crate::config::{
     ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
+use crate::exporter::retry::{QueueLimits, RetryPolicy};
 use crate::routing::Ring;
 
 /// What the cores will run, derived from the config's routes.
@@ -96,11 +97,15 @@ fn listener_spec(grpc: &GrpcServer) -> Result<ListenerSpec, StartError> {
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {
-    let protocol = match exporter {
-        Exporter::LoadBalancing(lb) => &lb.protocol,
-        Exporter::Otlp(otlp) => otlp,
+    let settings = match exporter {
+        Exporter::LoadBalancing(lb) => BackendSettings {
+            timeout: lb.protocol.timeout,
+            retry: RetryPolicy::from_config(&lb.retry),
+            queue: lb.queue.enabled.then(|| QueueLimits::from_config(&lb.queue)),
+            ..Default::default()
+        },
+        Exporter::Otlp(otlp) => BackendSettings { timeout: otlp.timeout, ..Default::default() },
     };
-    let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
     Ok(ExporterSpec { id: id.clone(), backends: backend_set(exporter)?, settings })
 }
 

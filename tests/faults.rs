@@ -111,3 +111,85 @@ fn a_killed_and_restarted_backend_loses_nothing_acknowledged() {
     assert_eq!(spans(&[&a, &b]) + before, report.spans_ok, "every acknowledged span arrived exactly once");
     assert_eq!(duplicates(&a), (0, 0), "the healthy backend got no duplicates");
 }
+
+/// Spans received, counting each trace at most `PER_TRACE` times (duplicates left out).
+fn unique_spans(sinks: &[&Sink]) -> u64 {
+    let mut all = std::collections::HashMap::new();
+    for s in sinks.iter().flat_map(|s| s.stats.iter()) {
+        for (trace, n) in s.traces() {
+            *all.entry(trace).or_insert(0) += n;
+        }
+    }
+    all.into_values().map(|n| n.min(PER_TRACE as u64)).sum()
+}
+
+/// The process's peak resident memory (gateway, sinks and load generator together), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).unwrap_or(0) / 1024
+}
+
+#[test]
+fn a_hanging_backend_times_out_and_its_parts_arrive_when_it_answers_again() {
+    let (a, b) = (sink_at(loopback()), sink_at(loopback()));
+    let gw = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).timeout("300ms").retry("100ms", "30s").queue(20_000).start();
+    b.shared.set_delay(Duration::from_secs(3));
+    let run = load(gw.grpc_addr, 2000);
+    std::thread::sleep(Duration::from_millis(1500));
+    b.shared.set_delay(Duration::ZERO);
+    let report = run.join().expect("load thread");
+    let arrived = wait_until(Duration::from_secs(20), || unique_spans(&[&a, &b]) >= report.spans_ok);
+    gw.shutdown();
+    eprintln!(
+        "hang: acked {} failed requests {} received {} unique {} dup a {:?} b {:?} p99 {:?} peak rss {} MiB",
+        report.spans_ok,
+        report.requests_failed,
+        spans(&[&a, &b]),
+        unique_spans(&[&a, &b]),
+        duplicates(&a),
+        duplicates(&b),
+        report.percentile(0.99),
+        peak_rss_mib()
+    );
+    assert!(arrived, "every acknowledged span arrives once the backend answers again");
+    assert!(report.spans_ok > 1000, "load ran: {}", report.spans_ok);
+    assert_eq!(report.requests_failed, 0, "{:?}", report.errors);
+    assert_eq!(unique_spans(&[&a, &b]), report.spans_ok, "nothing more than what was acknowledged");
+    assert_eq!(duplicates(&a), (0, 0), "the healthy backend got no duplicates");
+}
+
+#[test]
+fn sigterm_under_load_delivers_everything_acknowledged() {
+    let (a, b) = (sink_at(loopback()), sink_at(loopback()));
+    let gw = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("100ms", "30s").queue(20_000).start();
+    b.stats[0].set_failure(Some(Code::Unavailable));
+    let run = load(gw.grpc_addr, 2000);
+    std::thread::sleep(Duration::from_millis(800));
+    let recover = std::thread::spawn({
+        let stats = b.stats[0].clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stats.set_failure(None);
+        }
+    });
+    let t0 = Instant::now();
+    gw.shutdown();
+    let stopped = t0.elapsed();
+    let report = run.join().expect("load thread");
+    recover.join().expect("recover thread");
+    eprintln!(
+        "sigterm: acked {} failed requests {} received {} unique {} dup a {:?} b {:?} stop took {stopped:?} peak rss {} MiB",
+        report.spans_ok,
+        report.requests_failed,
+        spans(&[&a, &b]),
+        unique_spans(&[&a, &b]),
+        duplicates(&a),
+        duplicates(&b),
+        peak_rss_mib()
+    );
+    assert!(report.spans_ok > 1000, "load ran: {}", report.spans_ok);
+    assert!(report.requests_failed > 0, "the load outlived the gateway");
+    assert!(unique_spans(&[&a, &b]) >= report.spans_ok, "everything acknowledged was delivered before exit");
+    assert_eq!(spans(&[&a, &b]), unique_spans(&[&a, &b]), "no duplicates");
+}

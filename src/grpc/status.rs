@@ -178,6 +178,17 @@ mod tests {
     }
 
     #[test]
+    fn retry_delay_goes_in_status_details() {
+        let mut map = HeaderMap::new();
+        Status::new(Code::ResourceExhausted, "full").write_to(&mut map);
+        assert!(map.get("grpc-status-details-bin").is_none());
+        let s = Status::new(Code::ResourceExhausted, "full").with_retry_delay(std::time::Duration::from_secs(5));
+        s.write_to(&mut map);
+        let expected = super::super::details::retry_info_status(8, "full", std::time::Duration::from_secs(5));
+        assert_eq!(map["grpc-status-details-bin"], super::super::details::base64(&expected).as_str());
+    }
+
+    #[test]
     fn unknown_codes_are_unknown() {
         assert_eq!(Code::from_ascii(b"99"), Code::Unknown);
         assert_eq!(Code::from_ascii(b"x"), Code::Unknown);

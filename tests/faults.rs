@@ -55,7 +55,7 @@ fn spans(sinks: &[&Sink]) -> u64 {
 #[test]
 fn a_refusing_backend_gets_its_part_again_and_the_healthy_one_nothing_twice() {
     let (a, b) = (sink_at(loopback()), sink_at(loopback()));
-    let gw = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("50ms", "10s").start();
+    let gw = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("50ms", "10s").never_eject().start();
     b.stats[0].set_failure(Some(Code::Unavailable));
     let addr = gw.grpc_addr;
     let results = on_client(move || async move {
@@ -192,4 +192,91 @@ fn sigterm_under_load_delivers_everything_acknowledged() {
     assert!(report.requests_failed > 0, "the load outlived the gateway");
     assert!(unique_spans(&[&a, &b]) >= report.spans_ok, "everything acknowledged was delivered before exit");
     assert_eq!(spans(&[&a, &b]), unique_spans(&[&a, &b]), "no duplicates");
+}
+
+/// Whether every trace on `sinks[i]` for `i` in `check` is one it may hold on the ring of all
+/// `sinks`: its owner's, or (`failover_from`, a ring index) the next owner up of that one's.
+fn placed_by_ring(sinks: &[Sink], check: &[usize], failover_from: Option<usize>) -> bool {
+    use otlp_gateway::routing::ring::hash_key;
+    let names: Vec<String> = sinks.iter().map(|s| s.addrs[0].to_string()).collect();
+    let ring = otlp_gateway::routing::Ring::new(&names).expect("ring");
+    let allowed = |me: usize, h: u64| {
+        let owner = ring.lookup(h);
+        owner == me || failover_from == Some(owner) && ring.lookup_up(h, |i| i != owner) == Some(me)
+    };
+    let misplaced = |&i: &usize| {
+        let me = ring.backends().iter().position(|n| *n == names[i]).expect("on the ring");
+        let traces = sinks[i].stats[0].traces();
+        let bad = traces.keys().filter(|t| !allowed(me, hash_key(t))).count();
+        if bad > 0 {
+            eprintln!("sink {i}: {bad} of {} traces misplaced", traces.len());
+        }
+        bad
+    };
+    check.iter().map(misplaced).sum::<usize>() == 0
+}
+
+const FAST_EJECT: &str = "    resilience:\n      mode: MODE\n      eject_after: 3\n      probe_interval: 100ms\n";
+
+/// Kills the middle of three sinks under load and restarts it; returns the sinks and the report.
+fn kill_and_restart_one_of_three(mode: &str) -> (Vec<Sink>, Vec<u64>, Report, Duration) {
+    let sinks: Vec<Sink> = (0..3).map(|_| sink_at(loopback())).collect();
+    let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.addrs[0]).collect();
+    let resilience = FAST_EJECT.replace("MODE", mode);
+    let gw = ConfigBuilder::new(&addrs).retry("100ms", "30s").queue(20_000).exporter_extra(&resilience).start();
+    let run = load(gw.grpc_addr, 3000);
+    let mut sinks = sinks;
+    std::thread::sleep(Duration::from_millis(500));
+    let old = sinks.remove(1);
+    let old_stats = old.stats[0].clone();
+    old.stop();
+    std::thread::sleep(Duration::from_millis(1200));
+    sinks.insert(1, sink_at(addrs[1]));
+    let report = run.join().expect("load thread");
+    let refs: Vec<&Sink> = sinks.iter().collect();
+    let t0 = Instant::now();
+    let all = |n| spans(&refs) + old_stats.spans() >= n;
+    assert!(wait_until(Duration::from_secs(20), || all(report.spans_ok)), "acknowledged spans arrive");
+    let settled = t0.elapsed();
+    gw.shutdown();
+    let before = vec![old_stats.spans()];
+    (sinks, before, report, settled)
+}
+
+#[test]
+fn a_dead_backend_fails_over_to_the_next_owner_and_comes_back() {
+    let (sinks, before, report, settled) = kill_and_restart_one_of_three("failover");
+    let refs: Vec<&Sink> = sinks.iter().collect();
+    eprintln!(
+        "failover: acked {} failed {} received {} dups {:?} restarted got {} settled {settled:?} peak rss {} MiB",
+        report.spans_ok,
+        report.requests_failed,
+        spans(&refs) + before[0],
+        refs.iter().map(|s| duplicates(s)).collect::<Vec<_>>(),
+        sinks[1].total_spans(),
+        peak_rss_mib()
+    );
+    assert_eq!(report.requests_failed, 0, "{:?}", report.errors);
+    assert_eq!(spans(&refs) + before[0], report.spans_ok, "every acknowledged span arrived exactly once");
+    assert!(refs.iter().all(|s| duplicates(s) == (0, 0)));
+    assert!(sinks[1].total_spans() > 0, "the restarted backend is probed back into routing");
+    let names: Vec<String> = sinks.iter().map(|s| s.addrs[0].to_string()).collect();
+    let down = otlp_gateway::routing::Ring::new(&names).unwrap().backends().iter().position(|n| *n == names[1]);
+    assert!(placed_by_ring(&sinks, &[0, 2], down), "its keys went to their next owner, nowhere else");
+}
+
+#[test]
+fn hold_keeps_a_dead_backends_keys_until_it_is_back() {
+    let (sinks, before, report, settled) = kill_and_restart_one_of_three("hold");
+    let refs: Vec<&Sink> = sinks.iter().collect();
+    eprintln!(
+        "hold: acked {} failed {} received {} restarted got {} settled {settled:?}",
+        report.spans_ok,
+        report.requests_failed,
+        spans(&refs) + before[0],
+        sinks[1].total_spans()
+    );
+    assert_eq!(report.requests_failed, 0, "{:?}", report.errors);
+    assert_eq!(spans(&refs) + before[0], report.spans_ok, "every acknowledged span arrived exactly once");
+    assert!(placed_by_ring(&sinks, &[0, 1, 2], None), "every trace is on its own ring owner");
 }

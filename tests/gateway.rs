@@ -130,7 +130,7 @@ fn unreachable_backend_is_unavailable_fast_without_a_retry_storm() {
     let sink = sinks(1);
     // A port nobody listens on: bind one, note it, close it.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let gw = ConfigBuilder::new(&[sink.addrs[0], dead]).no_retry().start();
+    let gw = ConfigBuilder::new(&[sink.addrs[0], dead]).no_retry().never_eject().start();
     let addr = gw.grpc_addr;
     let (codes, messages, took) = on_client(move || async move {
         let send = connect(addr).await;

@@ -8,7 +8,7 @@ use super::errors::Errors;
 use super::model::{DnsRecordType, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpExporter, Resolver, RoutingKey};
 use super::otlp::{lb_protocol, otlp_exporter};
 use super::parse::Field;
-use super::resilience::{retry_on_failure, sending_queue};
+use super::resilience::{resilience, retry_on_failure, sending_queue};
 use super::values::{EndpointRules, check_host_name, parse_endpoint};
 
 /// Backend port when a static hostname or the DNS resolver gives none.
@@ -45,9 +45,10 @@ fn load_balancing(body: &Field<'_>, errs: &mut Errors) -> Option<LoadBalancing> 
     let resolver = fields.required("resolver", errs).and_then(|r| resolver(&r, errs));
     let retry = retry_on_failure(&fields.take_or_null("retry_on_failure"), errs);
     let queue = sending_queue(&fields.take_or_null("sending_queue"), errs);
+    let resilience = resilience(&fields.take_or_null("resilience"), errs);
     fields.unsupported(LB_UNSUPPORTED, errs);
     fields.finish(errs);
-    Some(LoadBalancing { routing_key, protocol, resolver: resolver?, retry, queue })
+    Some(LoadBalancing { routing_key, protocol, resolver: resolver?, retry, queue, resilience })
 }
 
 /// `protocol`: only `otlp`, which is read even when absent (its TLS rule applies).

@@ -129,6 +129,8 @@ pub struct LoadBalancing {
     pub retry: super::RetryOnFailure,
     /// `sending_queue`: where failed parts wait for their retries.
     pub queue: super::SendingQueue,
+    /// `resilience` (our extension): ejection, probes, failover or hold.
+    pub resilience: super::Resilience,
 }
 
 impl LoadBalancing {

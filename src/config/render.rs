@@ -90,6 +90,7 @@ fn exporter(e: &Exporter) -> Value {
                 ("resolver", resolver(&lb.resolver)),
                 ("retry_on_failure", retry(&lb.retry)),
                 ("sending_queue", queue(&lb.queue)),
+                ("resilience", resilience(&lb.resilience)),
             ])
         }
     }
@@ -103,6 +104,18 @@ fn retry(r: &super::RetryOnFailure) -> Value {
         ("max_elapsed_time", duration(r.max_elapsed_time)),
         ("multiplier", Value::from(r.multiplier)),
         ("randomization_factor", Value::from(r.randomization_factor)),
+    ])
+}
+
+fn resilience(r: &super::Resilience) -> Value {
+    let mode = match r.mode {
+        super::ResilienceMode::Failover => "failover",
+        super::ResilienceMode::Hold => "hold",
+    };
+    map([
+        ("mode", text(mode)),
+        ("eject_after", Value::from(r.eject_after)),
+        ("probe_interval", duration(r.probe_interval)),
     ])
 }
 

@@ -62,6 +62,61 @@ impl Default for SendingQueue {
     }
 }
 
+/// `resilience` (our extension): what happens to a backend's keys while it is ejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResilienceMode {
+    /// Its keys go to the next owner on the ring (the same one on every core and gateway), and
+    /// its queued parts are routed again: data keeps flowing, affinity holds among survivors.
+    #[default]
+    Failover,
+    /// Its keys stay with it; their parts queue (`sending_queue`) until it is back or
+    /// `max_elapsed_time` runs out: affinity never breaks, but an outage longer than the queue
+    /// turns into backpressure.
+    Hold,
+}
+
+/// `resilience` (our extension): passive ejection, active probes, failover or hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resilience {
+    pub mode: ResilienceMode,
+    /// Default 5: consecutive "down" failures (cannot connect, connection lost, timeout,
+    /// `UNAVAILABLE`) on one core that eject a backend on that core; 0 never ejects. Lower
+    /// fails over sooner, higher rides out blips.
+    pub eject_after: u32,
+    /// Default 1s: how often an ejected backend is probed (an empty export); the first success
+    /// brings it back.
+    pub probe_interval: Duration,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Resilience { mode: ResilienceMode::Failover, eject_after: 5, probe_interval: Duration::from_secs(1) }
+    }
+}
+
+/// `resilience` (absent: defaults).
+pub(crate) fn resilience(field: &Field<'_>, errs: &mut Errors) -> Resilience {
+    let d = Resilience::default();
+    let mut fields = field.fields(errs);
+    let mode = fields.take("mode").and_then(|f| f.parsed(errs, mode));
+    let eject = fields.take("eject_after").and_then(|f| f.uint(errs, 0, 1000));
+    let probe = fields.take("probe_interval").and_then(|f| f.duration(errs));
+    fields.finish(errs);
+    Resilience {
+        mode: mode.unwrap_or(d.mode),
+        eject_after: eject.and_then(|e| u32::try_from(e).ok()).unwrap_or(d.eject_after),
+        probe_interval: probe.unwrap_or(d.probe_interval),
+    }
+}
+
+fn mode(text: &str) -> Result<ResilienceMode, String> {
+    match text {
+        "failover" => Ok(ResilienceMode::Failover),
+        "hold" => Ok(ResilienceMode::Hold),
+        _ => Err(format!("unknown mode `{text}`; use `failover` or `hold`")),
+    }
+}
+
 /// Collector queue keys we do not implement (a persistent queue, batching, blocking).
 const QUEUE_UNSUPPORTED: &[&str] = &["storage", "blocking", "block_on_overflow", "sizer", "wait_for_result", "batch"];
 

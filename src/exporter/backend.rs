@@ -13,7 +13,8 @@ use http::Uri;
 use super::backoff::Backoff;
 use super::call;
 use super::error::ExportError;
-use super::retry::{QueueLimits, RetryPolicy, RetryQueue};
+use super::health::Health;
+use super::retry::{QueueLimits, QueuedPart, RetryPolicy, RetryQueue};
 use super::single_flight::SingleFlight;
 
 /// Connection settings shared by a core's backends.
@@ -29,6 +30,12 @@ pub struct BackendSettings {
     pub retry: Option<RetryPolicy>,
     /// `sending_queue`; `None` when disabled (the request waits while its part is retried).
     pub queue: Option<QueueLimits>,
+    /// Consecutive "down" failures that eject the backend on this core (0: never).
+    pub eject_after: u32,
+    /// How often an ejected backend is probed.
+    pub probe_interval: Duration,
+    /// While ejected, its keys go to the next owner (`true`) or wait in its queue (`false`).
+    pub failover: bool,
 }
 
 impl Default for BackendSettings {
@@ -40,6 +47,9 @@ impl Default for BackendSettings {
             backoff_max: Duration::from_secs(5),
             retry: None,
             queue: None,
+            eject_after: 0,
+            probe_interval: Duration::from_secs(1),
+            failover: false,
         }
     }
 }
@@ -57,7 +67,15 @@ pub struct Backend {
     /// Parts waiting for another attempt, and whether a task is draining them.
     pub(super) queue: RefCell<RetryQueue>,
     pub(super) draining: Cell<bool>,
+    pub(super) health: RefCell<Health>,
+    pub(super) probing: Cell<bool>,
+    /// Where this backend's queued parts go when it is ejected (failover) or removed: the
+    /// pipelines of its exporter, which route them again.
+    rerouter: RefCell<Option<Rerouter>>,
 }
+
+/// Routes an already acknowledged part again (see [`Backend::reroute_queue`]).
+pub type Rerouter = Rc<dyn Fn(QueuedPart)>;
 
 impl Backend {
     pub fn addr(&self) -> SocketAddr {
@@ -74,7 +92,6 @@ impl Backend {
         Rc::new(Backend {
             name,
             addr,
-            settings,
             conn: RefCell::new(None),
             generation: Cell::new(0),
             connecting: SingleFlight::default(),
@@ -82,6 +99,10 @@ impl Backend {
             uris: RefCell::new(Vec::new()),
             queue: RefCell::new(RetryQueue::new(limits)),
             draining: Cell::new(false),
+            health: RefCell::new(Health::new(settings.eject_after, settings.probe_interval)),
+            settings,
+            probing: Cell::new(false),
+            rerouter: RefCell::new(None),
         })
     }
 
@@ -170,6 +191,32 @@ impl Backend {
         let mut conn = self.conn.borrow_mut();
         if conn.as_ref().is_some_and(|(g, _)| *g == generation) {
             *conn = None;
+        }
+    }
+
+    /// Lets the next call dial at once, whatever the reconnect backoff says: a probe is
+    /// already paced by `probe_interval`.
+    pub fn allow_connect_now(&self) {
+        self.backoff.borrow_mut().on_success();
+    }
+
+    /// Whether this core took the backend out of routing after consecutive failures.
+    pub fn is_ejected(&self) -> bool {
+        self.health.borrow().is_ejected()
+    }
+
+    /// Sets where queued parts go when the backend is ejected or removed.
+    pub fn set_rerouter(&self, rerouter: Rerouter) {
+        *self.rerouter.borrow_mut() = Some(rerouter);
+    }
+
+    /// Hands every queued part to the rerouter (they were acknowledged: they must not be
+    /// dropped); without one they stay queued here.
+    pub fn reroute_queue(&self) {
+        let Some(rerouter) = self.rerouter.borrow().clone() else { return };
+        let parts = self.queue.borrow_mut().take_all();
+        for part in parts {
+            rerouter(part);
         }
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::backend::Backend;
 use super::error::ExportError;
+use super::health::Change;
 use super::retry::{NewPart, QueueFull, QueuedPart, RetryPolicy, is_retryable};
 use crate::grpc::{Code, Status};
 use crate::telemetry::PartMeter;
@@ -17,9 +18,12 @@ use crate::telemetry::PartMeter;
 /// Sends `part` to `backend`; `Ok` with the backend's framed response (empty when the part
 /// was queued for retry), or the status the client should get.
 pub async fn deliver(backend: &Rc<Backend>, part: NewPart) -> Result<Bytes, Status> {
-    let e = match attempt(backend, &part).await {
-        Ok(response) => return Ok(response),
-        Err(e) => e,
+    let e = match skip_while_ejected(backend) {
+        Some(e) => e,
+        None => match attempt(backend, &part).await {
+            Ok(response) => return Ok(response),
+            Err(e) => e,
+        },
     };
     match backend.settings().retry.clone() {
         Some(policy) if is_retryable(&e) => retry(backend, part, &policy).await,
@@ -27,12 +31,73 @@ pub async fn deliver(backend: &Rc<Backend>, part: NewPart) -> Result<Bytes, Stat
     }
 }
 
-/// One attempt, counted in telemetry.
+/// Delivers a part that was already acknowledged (routed again after its backend was ejected
+/// or removed): a failure that cannot be queued drops it, counted and logged.
+pub async fn deliver_acked(backend: &Rc<Backend>, part: NewPart) {
+    let items = part.items;
+    if let Err(status) = deliver(backend, part).await {
+        super::retry::count_dropped(u64::from(items));
+        let msg = || format!("backend {}: dropped a rerouted part ({items} items): {status}", backend.name);
+        crate::telemetry::logging::limited(log::Level::Error, &backend.name, msg);
+    }
+}
+
+/// While this core has the backend ejected, no new attempt is made: the part goes straight
+/// to the retry path (the probe and the queue's own attempts find out when it is back).
+fn skip_while_ejected(backend: &Backend) -> Option<ExportError> {
+    let retry_in = backend.health.borrow().probe_in(Instant::now())?;
+    Some(ExportError::Unreachable { retry_in })
+}
+
+/// One attempt, counted in telemetry and in the backend's health.
 async fn attempt(backend: &Rc<Backend>, part: &NewPart) -> Result<Bytes, ExportError> {
     let meter = PartMeter::start(part.exporter, part.signal, part.items);
     let result = backend.export(part.path, part.framed.clone()).await;
     meter.finish(&backend.name, &result);
+    record(backend, result.as_ref().map(|_| ()));
     result
+}
+
+/// Feeds a call's outcome to the backend's health; ejection starts the probe and, in failover
+/// mode, routes its queued parts again.
+fn record(backend: &Rc<Backend>, result: Result<(), &ExportError>) {
+    let change = backend.health.borrow_mut().record(result, Instant::now());
+    match change {
+        Change::Ejected => on_ejected(backend),
+        Change::Restored => log::info!("backend {}: back in routing on this core (probe succeeded)", backend.name),
+        Change::None => {}
+    }
+}
+
+fn on_ejected(backend: &Rc<Backend>) {
+    let s = backend.settings();
+    let then = if s.failover { "its keys go to the next owner" } else { "its parts wait in its queue" };
+    let msg = || format!("backend {}: ejected after {} consecutive failures; {then}", backend.name, s.eject_after);
+    crate::telemetry::logging::limited(log::Level::Warn, &backend.name, msg);
+    start_probing(backend);
+    if s.failover {
+        backend.reroute_queue();
+    }
+}
+
+fn start_probing(backend: &Rc<Backend>) {
+    if !backend.probing.replace(true) {
+        glommio::spawn_local(probe(backend.clone())).detach();
+    }
+}
+
+/// Probes an ejected backend with an empty export every `probe_interval` until it answers.
+async fn probe(backend: Rc<Backend>) {
+    loop {
+        let wait = backend.health.borrow().probe_in(Instant::now());
+        let Some(wait) = wait else { break };
+        glommio::timer::sleep(wait).await;
+        let empty = Bytes::from_static(&[0, 0, 0, 0, 0]);
+        backend.allow_connect_now();
+        let result = backend.export(crate::grpc::TRACE_EXPORT, empty).await;
+        record(&backend, result.as_ref().map(|_| ()));
+    }
+    backend.probing.set(false);
 }
 
 /// A retryable failure: queue the part, or retry it while the request waits.
@@ -98,6 +163,9 @@ async fn drain(backend: Rc<Backend>, policy: RetryPolicy) {
         let batch = backend.queue.borrow_mut().take_due(Instant::now(), &policy, &mut expired);
         drop_parts(&backend, &expired, "retried for max_elapsed_time without success");
         resend_all(&backend, batch, &policy).await;
+        if backend.settings().failover && backend.is_ejected() {
+            backend.reroute_queue();
+        }
     }
     backend.draining.set(false);
 }
@@ -120,6 +188,7 @@ async fn resend(backend: Rc<Backend>, part: QueuedPart) -> (QueuedPart, Result<B
     let meter = PartMeter::start(part.exporter, part.signal, part.items);
     let result = backend.export(part.path, part.framed.clone()).await;
     meter.finish(&backend.name, &result);
+    record(&backend, result.as_ref().map(|_| ()));
     (part, result)
 }
 

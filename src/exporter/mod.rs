@@ -6,6 +6,7 @@ pub mod call;
 pub mod deliver;
 pub mod error;
 pub mod fanout;
+pub mod health;
 pub mod retry;
 pub mod single_flight;
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
 use super::gateway::StartError;
 use crate::config::{
-    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
+    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, ResilienceMode, Resolver,
+    RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
 use crate::exporter::retry::{QueueLimits, RetryPolicy};
@@ -102,6 +103,9 @@ fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, 
             timeout: lb.protocol.timeout,
             retry: RetryPolicy::from_config(&lb.retry),
             queue: lb.queue.enabled.then(|| QueueLimits::from_config(&lb.queue)),
+            eject_after: lb.resilience.eject_after,
+            probe_interval: lb.resilience.probe_interval,
+            failover: lb.resilience.mode == ResilienceMode::Failover,
             ..Default::default()
         },
         Exporter::Otlp(otlp) => BackendSettings { timeout: otlp.timeout, ..Default::default() },

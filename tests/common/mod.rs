@@ -76,6 +76,11 @@ impl ConfigBuilder {
         self.exporter_extra("    retry_on_failure:\n      enabled: false\n")
     }
 
+    /// `resilience: {eject_after: 0}`: failing backends stay in routing.
+    pub fn never_eject(self) -> Self {
+        self.exporter_extra("    resilience:\n      eject_after: 0\n")
+    }
+
     /// Retries every `initial` (doubling up to 4 × `initial`) for up to `max_elapsed`.
     pub fn retry(self, initial: &str, max_elapsed: &str) -> Self {
         let max = format!("{}ms", crate_ms(initial) * 4);

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{errors_of, ok, one_error, with_exporters};
 use crate::config::{
-    Compression, DnsRecordType, DnsResolver, Exporter, HostPort, OtlpExporter, Resolver, RetryOnFailure, RoutingKey,
-    SendingQueue, Signal, TLS_NOT_SUPPORTED,
+    Compression, DnsRecordType, DnsResolver, Exporter, HostPort, OtlpExporter, Resilience, ResilienceMode, Resolver,
+    RetryOnFailure, RoutingKey, SendingQueue, Signal, TLS_NOT_SUPPORTED,
 };
 
 const INSECURE: &str = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n";
@@ -435,6 +435,19 @@ fn retry_and_queue_keys_parse() {
     };
     assert_eq!(lb.retry, retry);
     assert_eq!(lb.queue, SendingQueue { enabled: false, queue_size: 50, num_consumers: 2, max_bytes: 8 << 20 });
+}
+
+#[test]
+fn resilience_extension_parses_with_defaults() {
+    assert_eq!(lb_with("").resilience, Resilience::default());
+    let lb = lb_with("    resilience:\n      mode: hold\n      eject_after: 0\n      probe_interval: 250ms\n");
+    let expected =
+        Resilience { mode: ResilienceMode::Hold, eject_after: 0, probe_interval: Duration::from_millis(250) };
+    assert_eq!(lb.resilience, expected);
+    let errors =
+        errors_of(&exporter_yaml("loadbalancing", &format!("{INSECURE}{STATIC_A}    resilience: {{mode: drop}}\n")));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "exporters.loadbalancing.resilience.mode");
 }
 
 #[test]

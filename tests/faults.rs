@@ -280,3 +280,55 @@ fn hold_keeps_a_dead_backends_keys_until_it_is_back() {
     assert_eq!(spans(&refs) + before[0], report.spans_ok, "every acknowledged span arrived exactly once");
     assert!(placed_by_ring(&sinks, &[0, 1, 2], None), "every trace is on its own ring owner");
 }
+
+#[test]
+fn a_full_queue_refuses_whole_requests_so_retries_duplicate_nothing() {
+    let (a, b) = (sink_at(loopback()), sink_at(loopback()));
+    let gw = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("50ms", "10s").queue(5).never_eject().start();
+    b.stats[0].set_failure(Some(Code::Unavailable));
+    let addr = gw.grpc_addr;
+    let codes = on_client(move || async move {
+        let conn = connect(addr).await;
+        let mut codes = Vec::new();
+        for seed in 0..20 {
+            let body = grpc_frame(&spangen::request("svc", 100, PER_TRACE, seed * 1000).encode_to_vec());
+            codes.push(match export(&conn, addr, body).await {
+                Ok(_) => Code::Ok,
+                Err(otlp_gateway::exporter::ExportError::Rejected(s)) => s.code,
+                Err(e) => panic!("{e}"),
+            });
+        }
+        codes
+    });
+    let refused = codes.iter().filter(|&&c| c == Code::ResourceExhausted).count();
+    let acked = codes.iter().filter(|&&c| c == Code::Ok).count() as u64;
+    assert_eq!(acked + refused as u64, 20, "{codes:?}");
+    assert!(refused >= 10, "backpressure once five parts wait: {codes:?}");
+    b.stats[0].set_failure(None);
+    assert!(wait_until(Duration::from_secs(10), || spans(&[&a, &b]) >= acked * 100), "queued parts arrive");
+    std::thread::sleep(Duration::from_millis(200));
+    gw.shutdown();
+    assert_eq!(spans(&[&a, &b]), acked * 100, "refused requests delivered nothing anywhere");
+}
+
+#[test]
+fn a_removed_backends_queue_is_routed_to_the_new_owner() {
+    let (a, b) = (sink_at(loopback()), sink_at(loopback()));
+    let mut gw = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("50ms", "30s").never_eject().start();
+    b.stats[0].set_failure(Some(Code::Unavailable));
+    let addr = gw.grpc_addr;
+    let acked = on_client(move || async move {
+        let conn = connect(addr).await;
+        let mut ok = 0;
+        for seed in 0..10 {
+            let body = grpc_frame(&spangen::request("svc", 100, PER_TRACE, seed * 1000).encode_to_vec());
+            ok += u64::from(export(&conn, addr, body).await.is_ok());
+        }
+        ok
+    });
+    assert_eq!(acked, 10);
+    gw.reload(&ConfigBuilder::new(&[a.addrs[0]]).retry("50ms", "30s").never_eject().build()).expect("reload");
+    assert!(wait_until(Duration::from_secs(5), || a.total_spans() == 1000), "the new owner got the queued parts");
+    gw.shutdown();
+    assert_eq!((b.total_spans(), duplicates(&a)), (0, (0, 0)));
+}

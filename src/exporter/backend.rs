@@ -200,6 +200,16 @@ impl Backend {
         self.backoff.borrow_mut().on_success();
     }
 
+    /// Whether a part of `bytes` for this backend would likely be refused: the backend is
+    /// failing (ejected, or parts already wait in its queue) and its queue has no room. Checked
+    /// before a request is fanned out, so that a request refused for backpressure delivered
+    /// nothing anywhere, and the client's retry duplicates nothing.
+    pub fn is_backed_up(&self, bytes: usize) -> bool {
+        let queue = self.queue.borrow();
+        let failing = self.is_ejected() || !queue.is_empty();
+        failing && self.settings.queue.is_some() && queue.is_full(bytes)
+    }
+
     /// Whether this core took the backend out of routing after consecutive failures.
     pub fn is_ejected(&self) -> bool {
         self.health.borrow().is_ejected()

@@ -23,6 +23,9 @@ pub async fn forward(
     exporter: usize,
 ) -> Result<Bytes, Status> {
     let signal = crate::grpc::signal_of(path).unwrap_or(crate::config::Signal::Traces);
+    if let Some(status) = backed_up(backends, &parts) {
+        return Err(status);
+    }
     let tasks: Vec<_> = parts
         .into_iter()
         .map(|p| {
@@ -43,4 +46,14 @@ pub async fn forward(
         Some(status) => Err(status),
         None => Ok(merged.to_framed()),
     }
+}
+
+/// `RESOURCE_EXHAUSTED` (with a retry delay) when a part's backend is failing and its queue is
+/// full: the whole request is refused before any part is sent.
+fn backed_up(backends: &[Rc<Backend>], parts: &[Part]) -> Option<Status> {
+    let p = parts.iter().find(|p| backends[p.backend].is_backed_up(p.framed.len()))?;
+    let b = &backends[p.backend];
+    let delay = b.settings().retry.as_ref().map_or(std::time::Duration::from_secs(1), |r| r.initial);
+    let msg = format!("backend {} is failing and its retry queue is full; retry later", b.name);
+    Some(Status::new(crate::grpc::Code::ResourceExhausted, msg).with_retry_delay(delay))
 }

@@ -202,6 +202,11 @@ impl RetryQueue {
         Ok(())
     }
 
+    /// Whether a part of `bytes` would be refused now (no room for it in parts or core bytes).
+    pub fn is_full(&self, bytes: usize) -> bool {
+        self.parts.len() >= self.limits.parts || queued_bytes().saturating_add(bytes) > self.limits.bytes
+    }
+
     /// How long until parts may be sent; `None` when the queue is empty.
     pub fn wait(&self, now: Instant) -> Option<Duration> {
         if self.parts.is_empty() {

@@ -48,6 +48,18 @@ fn duplicates(sink: &Sink) -> (usize, u64) {
     (over.len(), over.iter().map(|n| n - PER_TRACE as u64).sum())
 }
 
+/// The value of one series on the gateway's `/metrics`.
+fn metric(gw: &otlp_gateway::Gateway, series: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let addr = gw.metrics_addr.expect("metrics endpoint");
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 fn spans(sinks: &[&Sink]) -> u64 {
     sinks.iter().map(|s| s.total_spans()).sum()
 }
@@ -69,11 +81,13 @@ fn a_refusing_backend_gets_its_part_again_and_the_healthy_one_nothing_twice() {
     });
     assert_eq!(results, 20, "queued parts are acknowledged");
     assert_eq!(b.total_spans(), 0, "the refusing backend took nothing yet");
+    let queued = metric(&gw, "otlp_gateway_core_retry_queue_items{core=\"0\"}");
     let healthy = a.total_spans();
     b.stats[0].set_failure(None);
     assert!(wait_until(Duration::from_secs(10), || spans(&[&a, &b]) == 2000), "queued parts arrive");
     gw.shutdown();
     assert_eq!(a.total_spans(), healthy, "the healthy backend got nothing again");
+    assert_eq!(queued, Some(b.total_spans()), "/metrics showed exactly what was queued");
     assert_eq!((duplicates(&a), duplicates(&b)), ((0, 0), (0, 0)));
     assert!(healthy > 0 && b.total_spans() > 0);
 }

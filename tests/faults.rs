@@ -346,3 +346,27 @@ fn a_removed_backends_queue_is_routed_to_the_new_owner() {
     gw.shutdown();
     assert_eq!((b.total_spans(), duplicates(&a)), (0, (0, 0)));
 }
+
+#[test]
+fn sigterm_delivers_queued_parts_without_waiting_out_their_backoff() {
+    let (a, b) = (sink_at(loopback()), sink_at(loopback()));
+    // A 20 s retry interval, longer than the 3 s drain deadline: only hurrying delivers in time.
+    let config = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("20000ms", "300s").never_eject();
+    let gw = config.drain_timeout("3s").start();
+    b.stats[0].set_failure(Some(Code::Unavailable));
+    let addr = gw.grpc_addr;
+    let acked = on_client(move || async move {
+        let conn = connect(addr).await;
+        let mut ok = 0;
+        for seed in 0..10 {
+            let body = grpc_frame(&spangen::request("svc", 100, PER_TRACE, seed * 1000).encode_to_vec());
+            ok += u64::from(export(&conn, addr, body).await.is_ok());
+        }
+        ok
+    });
+    b.stats[0].set_failure(None);
+    gw.shutdown();
+    assert_eq!(acked, 10);
+    assert_eq!(spans(&[&a, &b]), 1000, "everything acknowledged was delivered before the gateway exited");
+    assert_eq!((duplicates(&a), duplicates(&b)), ((0, 0), (0, 0)));
+}

@@ -169,7 +169,8 @@ fn service(cfg: &Config) -> Value {
     let pipelines = cfg.pipelines.iter().map(|p| (text(pipeline_id(p)), pipeline(p))).collect::<Mapping>();
     let extensions =
         if cfg.telemetry.health_check.is_some() { list(&["health_check"], |s| text(s)) } else { Value::Null };
-    let runtime = cfg.runtime.cores.as_ref().map_or(Value::Null, |c| map([("cores", list(c, |c| Value::from(*c)))]));
+    let cores = cfg.runtime.cores.as_ref().map_or(Value::Null, |c| list(c, |c| Value::from(*c)));
+    let runtime = map([("cores", cores), ("drain_timeout", duration(cfg.runtime.drain_timeout))]);
     map([
         ("extensions", extensions),
         ("pipelines", Value::Mapping(pipelines)),

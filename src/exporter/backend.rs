@@ -210,6 +210,11 @@ impl Backend {
         failing && self.settings.queue.is_some() && queue.is_full(bytes)
     }
 
+    /// Brings its queue's next retry forward (shutdown drains within a deadline).
+    pub fn hurry_retries(&self) {
+        self.queue.borrow_mut().hurry(Instant::now());
+    }
+
     /// Whether this core took the backend out of routing after consecutive failures.
     pub fn is_ejected(&self) -> bool {
         self.health.borrow().is_ejected()

@@ -73,6 +73,21 @@ thread_local! {
     static QUEUED_ITEMS: Cell<u64> = const { Cell::new(0) };
     /// Items acknowledged to clients and then dropped from this core's queues.
     static DROPPED_ITEMS: Cell<u64> = const { Cell::new(0) };
+    /// Set when the core drains for shutdown: retries stop waiting out long backoffs.
+    static HURRY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The longest wait between retries while the core drains for shutdown: the drain deadline
+/// is short, and waiting out a 30 s backoff would turn queued data into a log line.
+pub const HURRIED_WAIT: Duration = Duration::from_millis(200);
+
+/// Makes this core's retry queues hurry (shutdown): waits are capped at [`HURRIED_WAIT`].
+pub fn set_hurry() {
+    HURRY.with(|h| h.set(true));
+}
+
+fn hurried(wait: Duration) -> Duration {
+    if HURRY.with(Cell::get) { wait.min(HURRIED_WAIT) } else { wait }
 }
 
 /// Counts acknowledged items that will not be delivered.
@@ -240,7 +255,14 @@ impl RetryQueue {
     pub fn on_failure(&mut self, part: QueuedPart, now: Instant, policy: &RetryPolicy, jitter: f64) {
         self.failures = self.failures.saturating_add(1);
         self.parts.push_front(part);
-        self.next_attempt = Some(now + policy.delay(self.failures + 1, jitter));
+        self.next_attempt = Some(now + hurried(policy.delay(self.failures + 1, jitter)));
+    }
+
+    /// Brings a planned attempt forward to at most [`HURRIED_WAIT`] from `now` (shutdown).
+    pub fn hurry(&mut self, now: Instant) {
+        if let Some(t) = self.next_attempt {
+            self.next_attempt = Some(t.min(now + HURRIED_WAIT));
+        }
     }
 
     /// Takes every part out (the backend left the ring: they are routed again).

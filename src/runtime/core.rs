@@ -176,6 +176,7 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     };
     let deadline = std::time::Instant::now() + drain;
     shutdown.trigger();
+    routing.hurry_retries();
     for a in acceptors {
         a.await;
     }

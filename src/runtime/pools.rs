@@ -98,6 +98,12 @@ impl Routing {
         self.adopt(&old);
     }
 
+    /// Shutdown: retries stop waiting out long backoffs (`retry::set_hurry`).
+    pub fn hurry_retries(&self) {
+        crate::exporter::retry::set_hurry();
+        self.pools.iter().flatten().flat_map(|t| t.backends.iter()).for_each(|b| b.hurry_retries());
+    }
+
     /// The pool of the exporter with `e`'s id, if this routing has one.
     fn pool_of(&self, e: &ExporterSpec) -> Option<Rc<Topology>> {
         let i = self.spec.exporters.iter().position(|x| x.id == e.id)?;

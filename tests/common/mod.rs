@@ -37,6 +37,8 @@ pub struct ConfigBuilder {
     health_check: bool,
     /// Extra keys of every exporter (YAML indented by 4), e.g. `retry_on_failure`.
     exporter_extra: String,
+    /// `service.runtime.drain_timeout`, when set.
+    drain_timeout: Option<&'static str>,
 }
 
 impl ConfigBuilder {
@@ -50,6 +52,7 @@ impl ConfigBuilder {
             telemetry: "    metrics:\n      address: 127.0.0.1:0\n".into(),
             health_check: false,
             exporter_extra: String::new(),
+            drain_timeout: None,
         }
     }
 
@@ -62,6 +65,12 @@ impl ConfigBuilder {
     /// Enables the `health_check` extension on 127.0.0.1:0.
     pub fn health_check(mut self) -> Self {
         self.health_check = true;
+        self
+    }
+
+    /// Sets `service.runtime.drain_timeout`.
+    pub fn drain_timeout(mut self, d: &'static str) -> Self {
+        self.drain_timeout = Some(d);
         self
     }
 
@@ -164,13 +173,14 @@ impl ConfigBuilder {
             .iter()
             .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
             .collect();
+        let runtime = self.drain_timeout.map(|d| format!("  runtime:\n    drain_timeout: {d}\n")).unwrap_or_default();
         let (extensions, enabled) = match self.health_check {
             true => ("extensions:\n  health_check:\n    endpoint: 127.0.0.1:0\n", "  extensions: [health_check]\n"),
             false => ("", ""),
         };
         format!(
             "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n\
-             exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}",
+             exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}{runtime}",
             self.telemetry
         )
     }

@@ -93,6 +93,21 @@ fn one_probe_while_failing_then_consumers_at_once() {
 }
 
 #[test]
+fn hurry_caps_waits_for_shutdown() {
+    let (t0, mut p) = (Instant::now(), policy());
+    p.initial = Duration::from_secs(30);
+    let mut q = RetryQueue::new(limits(10, 1 << 20));
+    q.push(part(1), t0, Duration::from_secs(30)).unwrap();
+    q.hurry(t0);
+    assert_eq!(q.wait(t0), Some(HURRIED_WAIT));
+    set_hurry();
+    let mut expired = Vec::new();
+    let sent = q.take_due(t0 + HURRIED_WAIT, &p, &mut expired).pop().unwrap();
+    q.on_failure(sent, t0 + HURRIED_WAIT, &p, 0.5);
+    assert_eq!(q.wait(t0 + HURRIED_WAIT), Some(HURRIED_WAIT), "backoff capped while hurrying");
+}
+
+#[test]
 fn parts_past_max_elapsed_are_expired_not_sent() {
     let (t0, p) = (Instant::now(), policy());
     let mut q = RetryQueue::new(limits(10, 1 << 20));

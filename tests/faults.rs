@@ -370,3 +370,45 @@ fn sigterm_delivers_queued_parts_without_waiting_out_their_backoff() {
     assert_eq!(spans(&[&a, &b]), 1000, "everything acknowledged was delivered before the gateway exited");
     assert_eq!((duplicates(&a), duplicates(&b)), ((0, 0), (0, 0)));
 }
+
+#[test]
+fn overload_against_a_refusing_backend_stays_within_the_queue_bound() {
+    let (a, b) = (sink_at(loopback()), sink_at(loopback()));
+    let queue = "    sending_queue:\n      queue_size: 100000\n      max_size_mib: 4\n";
+    let config = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("100ms", "30s").never_eject();
+    let gw = config.exporter_extra(queue).start();
+    b.stats[0].set_failure(Some(Code::Unavailable));
+    let opts = LoadgenOpts {
+        target: gw.grpc_addr,
+        duration: Duration::from_millis(2000),
+        spans_per_trace: PER_TRACE,
+        connections: 4,
+        streams: 32,
+        ..Default::default()
+    };
+    let run = std::thread::spawn(move || loadgen::run(opts).expect("loadgen runs"));
+    let series = "otlp_gateway_core_retry_queue_bytes{core=\"0\"}";
+    let mut peak = 0;
+    for _ in 0..40 {
+        peak = peak.max(metric(&gw, series).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = run.join().expect("load thread");
+    let exhausted = report.errors.iter().filter(|(e, _)| e.contains("ResourceExhausted")).map(|(_, n)| n).sum::<u64>();
+    b.stats[0].set_failure(None);
+    let delivered = wait_until(Duration::from_secs(20), || unique_spans(&[&a, &b]) >= report.spans_ok);
+    gw.shutdown();
+    eprintln!(
+        "overload: acked {} refused {exhausted} other errors {} peak queue {peak} bytes, received {} peak rss {} MiB",
+        report.spans_ok,
+        report.requests_failed - exhausted,
+        spans(&[&a, &b]),
+        peak_rss_mib()
+    );
+    assert!(peak > 0 && peak <= 4 << 20, "queue bytes stay within max_size_mib: {peak}");
+    assert!(exhausted > 0, "clients are pushed back: {:?}", report.errors);
+    assert_eq!(report.requests_failed, exhausted, "{:?}", report.errors);
+    assert!(delivered, "everything acknowledged arrives once the backend is back");
+    assert_eq!(unique_spans(&[&a, &b]), spans(&[&a, &b]), "no duplicates");
+    assert_eq!(spans(&[&a, &b]), report.spans_ok, "refused requests delivered nothing anywhere");
+}

@@ -14,7 +14,7 @@ use super::backoff::Backoff;
 use super::call;
 use super::error::ExportError;
 use super::health::Health;
-use super::retry::{QueueLimits, QueuedPart, RetryPolicy, RetryQueue};
+use super::retry::{QueueFull, QueueLimits, QueuedPart, Reservation, RetryPolicy, RetryQueue};
 use super::single_flight::SingleFlight;
 
 /// Connection settings shared by a core's backends.
@@ -200,14 +200,17 @@ impl Backend {
         self.backoff.borrow_mut().on_success();
     }
 
-    /// Whether a part of `bytes` for this backend would likely be refused: the backend is
-    /// failing (ejected, or parts already wait in its queue) and its queue has no room. Checked
-    /// before a request is fanned out, so that a request refused for backpressure delivered
-    /// nothing anywhere, and the client's retry duplicates nothing.
-    pub fn is_backed_up(&self, bytes: usize) -> bool {
+    /// Before a request is fanned out: room in this backend's queue for a part of `bytes` when
+    /// the backend is failing (ejected, or parts already wait in its queue), `None` when it is
+    /// not (or has no queue), and an error when it is failing and its queue is full. A request
+    /// refused here delivered nothing anywhere, so the client's retry duplicates nothing.
+    pub fn reserve_if_failing(&self, bytes: usize) -> Result<Option<Reservation>, QueueFull> {
         let queue = self.queue.borrow();
         let failing = self.is_ejected() || !queue.is_empty();
-        failing && self.settings.queue.is_some() && queue.is_full(bytes)
+        if !failing || self.settings.queue.is_none() || self.settings.retry.is_none() {
+            return Ok(None);
+        }
+        queue.reserve(bytes).map(Some)
     }
 
     /// Brings its queue's next retry forward (shutdown drains within a deadline).

@@ -11,13 +11,13 @@ use bytes::Bytes;
 use super::backend::Backend;
 use super::error::ExportError;
 use super::health::Change;
-use super::retry::{NewPart, QueueFull, QueuedPart, RetryPolicy, is_retryable};
+use super::retry::{NewPart, QueueFull, QueuedPart, Reservation, RetryPolicy, is_retryable};
 use crate::grpc::{Code, Status};
 use crate::telemetry::PartMeter;
 
 /// Sends `part` to `backend`; `Ok` with the backend's framed response (empty when the part
 /// was queued for retry), or the status the client should get.
-pub async fn deliver(backend: &Rc<Backend>, part: NewPart) -> Result<Bytes, Status> {
+pub async fn deliver(backend: &Rc<Backend>, part: NewPart, reserved: Option<Reservation>) -> Result<Bytes, Status> {
     let e = match skip_while_ejected(backend) {
         Some(e) => e,
         None => match attempt(backend, &part).await {
@@ -26,7 +26,7 @@ pub async fn deliver(backend: &Rc<Backend>, part: NewPart) -> Result<Bytes, Stat
         },
     };
     match backend.settings().retry.clone() {
-        Some(policy) if is_retryable(&e) => retry(backend, part, &policy).await,
+        Some(policy) if is_retryable(&e) => retry(backend, part, &policy, reserved).await,
         _ => Err(e.to_status(&backend.name)),
     }
 }
@@ -35,7 +35,7 @@ pub async fn deliver(backend: &Rc<Backend>, part: NewPart) -> Result<Bytes, Stat
 /// or removed): a failure that cannot be queued drops it, counted and logged.
 pub async fn deliver_acked(backend: &Rc<Backend>, part: NewPart) {
     let items = part.items;
-    if let Err(status) = deliver(backend, part).await {
+    if let Err(status) = deliver(backend, part, None).await {
         super::retry::count_dropped(u64::from(items));
         let msg = || format!("backend {}: dropped a rerouted part ({items} items): {status}", backend.name);
         crate::telemetry::logging::limited(log::Level::Error, &backend.name, msg);
@@ -101,12 +101,17 @@ async fn probe(backend: Rc<Backend>) {
 }
 
 /// A retryable failure: queue the part, or retry it while the request waits.
-async fn retry(backend: &Rc<Backend>, part: NewPart, policy: &RetryPolicy) -> Result<Bytes, Status> {
+async fn retry(
+    backend: &Rc<Backend>,
+    part: NewPart,
+    policy: &RetryPolicy,
+    reserved: Option<Reservation>,
+) -> Result<Bytes, Status> {
     if backend.settings().queue.is_none() {
         return retry_inline(backend, part, policy).await;
     }
     let now = Instant::now();
-    let pushed = backend.queue.borrow_mut().push(part, now, policy.delay(1, fastrand::f64()));
+    let pushed = backend.queue.borrow_mut().push(part, now, policy.delay(1, fastrand::f64()), reserved);
     match pushed {
         Ok(()) => {
             start_draining(backend, policy);

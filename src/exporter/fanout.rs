@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::backend::Backend;
 use super::deliver::deliver;
 use super::error::worst;
-use super::retry::NewPart;
+use super::retry::{NewPart, QueueFull, Reservation};
 use crate::grpc::Status;
 use crate::wire::Part;
 use crate::wire::partial::PartialSuccess;
@@ -23,15 +23,14 @@ pub async fn forward(
     exporter: usize,
 ) -> Result<Bytes, Status> {
     let signal = crate::grpc::signal_of(path).unwrap_or(crate::config::Signal::Traces);
-    if let Some(status) = backed_up(backends, &parts) {
-        return Err(status);
-    }
+    let reservations = reserve(backends, &parts)?;
     let tasks: Vec<_> = parts
         .into_iter()
-        .map(|p| {
+        .zip(reservations)
+        .map(|(p, reserved)| {
             let backend = backends[p.backend].clone();
             let part = NewPart { framed: p.framed, path, signal, items: p.items, exporter };
-            glommio::spawn_local(async move { deliver(&backend, part).await })
+            glommio::spawn_local(async move { deliver(&backend, part, reserved).await })
         })
         .collect();
     let mut merged = PartialSuccess::default();
@@ -48,12 +47,19 @@ pub async fn forward(
     }
 }
 
-/// `RESOURCE_EXHAUSTED` (with a retry delay) when a part's backend is failing and its queue is
-/// full: the whole request is refused before any part is sent.
-fn backed_up(backends: &[Rc<Backend>], parts: &[Part]) -> Option<Status> {
-    let p = parts.iter().find(|p| backends[p.backend].is_backed_up(p.framed.len()))?;
-    let b = &backends[p.backend];
+/// Room in the retry queue of every failing backend the request has a part for, or
+/// `RESOURCE_EXHAUSTED` (with a retry delay) when one has none: the whole request is then
+/// refused before any part is sent, and the reservations taken so far are released.
+fn reserve(backends: &[Rc<Backend>], parts: &[Part]) -> Result<Vec<Option<Reservation>>, Status> {
+    let reserve = |p: &Part| {
+        let b = &backends[p.backend];
+        b.reserve_if_failing(p.framed.len()).map_err(|full| backed_up(b, full))
+    };
+    parts.iter().map(reserve).collect()
+}
+
+fn backed_up(b: &Backend, full: QueueFull) -> Status {
     let delay = b.settings().retry.as_ref().map_or(std::time::Duration::from_secs(1), |r| r.initial);
-    let msg = format!("backend {} is failing and its retry queue is full; retry later", b.name);
-    Some(Status::new(crate::grpc::Code::ResourceExhausted, msg).with_retry_delay(delay))
+    let msg = format!("backend {} is failing and {full}; retry later", b.name);
+    Status::new(crate::grpc::Code::ResourceExhausted, msg).with_retry_delay(delay)
 }

@@ -9,6 +9,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -127,6 +128,28 @@ impl Charge {
     }
 }
 
+impl Charge {
+    fn add_items(&mut self, items: u64) {
+        QUEUED_ITEMS.with(|q| q.set(q.get() + items));
+        self.items += items;
+    }
+}
+
+/// Room held in a backend's queue for a part about to be sent to a failing backend: its slot
+/// counted and its bytes charged, so that if the part fails it is queued for sure. Released on
+/// drop (the part was accepted) or used by [`RetryQueue::push`].
+#[derive(Debug)]
+pub struct Reservation {
+    charge: Option<Charge>,
+    slots: Rc<Cell<usize>>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.slots.set(self.slots.get().saturating_sub(1));
+    }
+}
+
 impl Drop for Charge {
     fn drop(&mut self) {
         QUEUED_BYTES.with(|q| q.set(q.get().saturating_sub(self.bytes)));
@@ -188,11 +211,24 @@ pub struct RetryQueue {
     limits: QueueLimits,
     failures: u32,
     next_attempt: Option<Instant>,
+    /// Slots held by [`Reservation`]s.
+    reserved: Rc<Cell<usize>>,
 }
 
 impl RetryQueue {
     pub fn new(limits: QueueLimits) -> Self {
-        RetryQueue { parts: VecDeque::new(), limits, failures: 0, next_attempt: None }
+        let reserved = Rc::new(Cell::new(0));
+        RetryQueue { parts: VecDeque::new(), limits, failures: 0, next_attempt: None, reserved }
+    }
+
+    /// Holds room for a part of `bytes`, or says why there is none.
+    pub fn reserve(&self, bytes: usize) -> Result<Reservation, QueueFull> {
+        if self.parts.len() + self.reserved.get() >= self.limits.parts {
+            return Err(QueueFull::Parts);
+        }
+        let charge = Charge::take(bytes, 0, self.limits.bytes).ok_or(QueueFull::Bytes)?;
+        self.reserved.set(self.reserved.get() + 1);
+        Ok(Reservation { charge: Some(charge), slots: self.reserved.clone() })
     }
 
     pub fn len(&self) -> usize {
@@ -203,23 +239,25 @@ impl RetryQueue {
         self.parts.is_empty()
     }
 
-    /// Queues a part whose first attempt failed at `now`; the queue's next attempt is one
-    /// backoff step away unless one is already planned.
-    pub fn push(&mut self, part: NewPart, now: Instant, first_wait: Duration) -> Result<(), QueueFull> {
-        if self.parts.len() >= self.limits.parts {
-            return Err(QueueFull::Parts);
-        }
-        let charge =
-            Charge::take(part.framed.len(), u64::from(part.items), self.limits.bytes).ok_or(QueueFull::Bytes)?;
+    /// Queues a part whose first attempt failed at `now`, in the room `reserved` for it if any
+    /// (then it cannot fail); the queue's next attempt is one backoff step away unless one is
+    /// already planned.
+    pub fn push(
+        &mut self,
+        part: NewPart,
+        now: Instant,
+        first_wait: Duration,
+        reserved: Option<Reservation>,
+    ) -> Result<(), QueueFull> {
+        let mut charge = match reserved.and_then(|mut r| r.charge.take()) {
+            Some(charge) => charge,
+            None => self.reserve(part.framed.len())?.charge.take().ok_or(QueueFull::Bytes)?,
+        };
+        charge.add_items(u64::from(part.items));
         let NewPart { framed, path, signal, items, exporter } = part;
         self.parts.push_back(QueuedPart { framed, path, signal, items, exporter, first_failure: now, _charge: charge });
         self.next_attempt.get_or_insert(now + first_wait);
         Ok(())
-    }
-
-    /// Whether a part of `bytes` would be refused now (no room for it in parts or core bytes).
-    pub fn is_full(&self, bytes: usize) -> bool {
-        self.parts.len() >= self.limits.parts || queued_bytes().saturating_add(bytes) > self.limits.bytes
     }
 
     /// How long until parts may be sent; `None` when the queue is empty.

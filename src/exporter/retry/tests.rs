@@ -60,14 +60,29 @@ fn queue_is_bounded_by_parts_and_core_bytes_and_charges_return() {
     let t0 = Instant::now();
     let mut a = RetryQueue::new(limits(2, 250));
     let mut b = RetryQueue::new(limits(10, 250));
-    assert_eq!(a.push(part(100), t0, MS), Ok(()));
-    assert_eq!(a.push(part(100), t0, MS), Ok(()));
-    assert_eq!(a.push(part(10), t0, MS), Err(QueueFull::Parts));
-    assert_eq!(b.push(part(100), t0, MS), Err(QueueFull::Bytes), "bytes are per core, over queues");
+    assert_eq!(a.push(part(100), t0, MS, None), Ok(()));
+    assert_eq!(a.push(part(100), t0, MS, None), Ok(()));
+    assert_eq!(a.push(part(10), t0, MS, None), Err(QueueFull::Parts));
+    assert_eq!(b.push(part(100), t0, MS, None), Err(QueueFull::Bytes), "bytes are per core, over queues");
     assert_eq!((queued_bytes(), queued_items()), (200, 4));
     drop(a.take_all());
     assert_eq!((queued_bytes(), queued_items()), (0, 0));
-    assert_eq!(b.push(part(100), t0, MS), Ok(()));
+    assert_eq!(b.push(part(100), t0, MS, None), Ok(()));
+}
+
+#[test]
+fn reservations_hold_room_and_are_used_or_released() {
+    let t0 = Instant::now();
+    let mut q = RetryQueue::new(limits(2, 1000));
+    let r1 = q.reserve(100).unwrap();
+    let r2 = q.reserve(100).unwrap();
+    assert_eq!(q.reserve(1).unwrap_err(), QueueFull::Parts, "two slots held");
+    assert_eq!(q.push(part(1), t0, MS, None), Err(QueueFull::Parts), "unreserved parts find no room");
+    assert_eq!(q.push(part(100), t0, MS, Some(r1)), Ok(()), "a reserved part always fits");
+    assert_eq!((queued_bytes(), queued_items(), q.len()), (200, 2, 1));
+    drop(r2);
+    assert_eq!(queued_bytes(), 100, "a released reservation returns its bytes");
+    assert!(q.reserve(1).is_ok());
 }
 
 #[test]
@@ -75,7 +90,7 @@ fn one_probe_while_failing_then_consumers_at_once() {
     let (t0, p) = (Instant::now(), policy());
     let mut q = RetryQueue::new(limits(10, 1 << 20));
     for _ in 0..5 {
-        q.push(part(1), t0, 100 * MS).unwrap();
+        q.push(part(1), t0, 100 * MS, None).unwrap();
     }
     let mut expired = Vec::new();
     assert!(q.take_due(t0, &p, &mut expired).is_empty(), "not before the first wait");
@@ -97,7 +112,7 @@ fn hurry_caps_waits_for_shutdown() {
     let (t0, mut p) = (Instant::now(), policy());
     p.initial = Duration::from_secs(30);
     let mut q = RetryQueue::new(limits(10, 1 << 20));
-    q.push(part(1), t0, Duration::from_secs(30)).unwrap();
+    q.push(part(1), t0, Duration::from_secs(30), None).unwrap();
     q.hurry(t0);
     assert_eq!(q.wait(t0), Some(HURRIED_WAIT));
     set_hurry();
@@ -111,8 +126,8 @@ fn hurry_caps_waits_for_shutdown() {
 fn parts_past_max_elapsed_are_expired_not_sent() {
     let (t0, p) = (Instant::now(), policy());
     let mut q = RetryQueue::new(limits(10, 1 << 20));
-    q.push(part(1), t0, 100 * MS).unwrap();
-    q.push(part(1), t0 + 3000 * MS, 100 * MS).unwrap();
+    q.push(part(1), t0, 100 * MS, None).unwrap();
+    q.push(part(1), t0 + 3000 * MS, 100 * MS, None).unwrap();
     let mut expired = Vec::new();
     let sent = q.take_due(t0 + 5500 * MS, &p, &mut expired);
     assert_eq!((expired.len(), sent.len()), (1, 1));

@@ -95,18 +95,9 @@ async fn probe(backend: Rc<Backend>) {
         let empty = Bytes::from_static(&[0, 0, 0, 0, 0]);
         backend.allow_connect_now();
         let result = backend.export(crate::grpc::TRACE_EXPORT, empty).await;
-        record(&backend, probe_outcome(&result));
+        record(&backend, super::health::probe_outcome(result.as_ref().map(|_| ())));
     }
     backend.probing.set(false);
-}
-
-/// A probe succeeds when the backend answers at all, but `UNAVAILABLE`: a collector without a
-/// traces pipeline answers `UNIMPLEMENTED`, and is up.
-fn probe_outcome(result: &Result<Bytes, ExportError>) -> Result<(), &ExportError> {
-    match result {
-        Err(ExportError::Rejected(s)) if s.code != Code::Unavailable => Ok(()),
-        other => other.as_ref().map(|_| ()),
-    }
 }
 
 /// A retryable failure: queue the part, or retry it while the request waits.

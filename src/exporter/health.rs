@@ -20,6 +20,15 @@ pub fn is_down(e: &ExportError) -> bool {
     }
 }
 
+/// A probe succeeds when the backend answers at all, but `UNAVAILABLE`: a collector without a
+/// traces pipeline answers the (traces) probe `UNIMPLEMENTED`, and is up.
+pub fn probe_outcome(result: Result<(), &ExportError>) -> Result<(), &ExportError> {
+    match result {
+        Err(ExportError::Rejected(s)) if s.code != Code::Unavailable => Ok(()),
+        other => other,
+    }
+}
+
 /// What a result changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -103,6 +112,15 @@ mod tests {
         assert_eq!(h.probe_in(t0 + Duration::from_millis(600)), Some(Duration::from_millis(400)));
         assert_eq!(h.record(Ok(()), t0), Change::Restored);
         assert!(!h.is_ejected());
+    }
+
+    #[test]
+    fn a_probe_answered_with_any_status_but_unavailable_is_a_success() {
+        let unimplemented = ExportError::Rejected(Status::new(Code::Unimplemented, "no traces pipeline"));
+        let unavailable = ExportError::Rejected(Status::new(Code::Unavailable, "x"));
+        assert_eq!(probe_outcome(Err(&unimplemented)), Ok(()));
+        assert_eq!(probe_outcome(Err(&unavailable)), Err(&unavailable));
+        assert_eq!(probe_outcome(Err(&DOWN)), Err(&DOWN));
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Backend {
     pub(super) queue: RefCell<RetryQueue>,
     pub(super) draining: Cell<bool>,
     pub(super) health: RefCell<Health>,
+    /// `health.is_ejected()`, mirrored for the routing fast path (one `Cell` read per key).
+    pub(super) ejected: Cell<bool>,
     pub(super) probing: Cell<bool>,
     /// Where this backend's queued parts go when it is ejected (failover) or removed: the
     /// pipelines of its exporter, which route them again.
@@ -101,6 +103,7 @@ impl Backend {
             draining: Cell::new(false),
             health: RefCell::new(Health::new(settings.eject_after, settings.probe_interval)),
             settings,
+            ejected: Cell::new(false),
             probing: Cell::new(false),
             rerouter: RefCell::new(None),
         })
@@ -220,7 +223,7 @@ impl Backend {
 
     /// Whether this core took the backend out of routing after consecutive failures.
     pub fn is_ejected(&self) -> bool {
-        self.health.borrow().is_ejected()
+        self.ejected.get()
     }
 
     /// Sets where queued parts go when the backend is ejected or removed.

@@ -62,6 +62,7 @@ async fn attempt(backend: &Rc<Backend>, part: &NewPart) -> Result<Bytes, ExportE
 /// mode, routes its queued parts again.
 fn record(backend: &Rc<Backend>, result: Result<(), &ExportError>) {
     let change = backend.health.borrow_mut().record(result, Instant::now());
+    backend.ejected.set(backend.health.borrow().is_ejected());
     match change {
         Change::Ejected => on_ejected(backend),
         Change::Restored => log::info!("backend {}: back in routing on this core (probe succeeded)", backend.name),

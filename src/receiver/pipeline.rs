@@ -28,7 +28,7 @@ impl Topology {
     pub fn owner(&self, hash: u64) -> usize {
         let owner = self.ring.lookup(hash);
         let b = &self.backends[owner];
-        if !b.settings().failover || !b.is_ejected() {
+        if !b.is_ejected() || !b.settings().failover {
             return owner;
         }
         self.ring.lookup_up(hash, |i| !self.backends[i].is_ejected()).unwrap_or(owner)

@@ -124,6 +124,12 @@ fn a_killed_and_restarted_backend_loses_nothing_acknowledged() {
     assert_eq!(report.requests_failed, 0, "{:?}", report.errors);
     assert_eq!(spans(&[&a, &b]) + before, report.spans_ok, "every acknowledged span arrived exactly once");
     assert_eq!(duplicates(&a), (0, 0), "the healthy backend got no duplicates");
+    let mut restarted = old.traces();
+    for (trace, n) in b.stats[0].traces() {
+        *restarted.entry(trace).or_insert(0) += n;
+    }
+    let twice = restarted.values().filter(|&&n| n > PER_TRACE as u64).count();
+    assert_eq!(twice, 0, "no span reached the killed backend both before and after its restart");
 }
 
 /// Spans received, counting each trace at most `PER_TRACE` times (duplicates left out).

@@ -130,7 +130,7 @@ fn unreachable_backend_is_unavailable_fast_without_a_retry_storm() {
     let sink = sinks(1);
     // A port nobody listens on: bind one, note it, close it.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let gw = ConfigBuilder::new(&[sink.addrs[0], dead]).start();
+    let gw = ConfigBuilder::new(&[sink.addrs[0], dead]).no_retry().never_eject().start();
     let addr = gw.grpc_addr;
     let (codes, messages, took) = on_client(move || async move {
         let send = connect(addr).await;
@@ -159,7 +159,7 @@ fn unreachable_backend_is_unavailable_fast_without_a_retry_storm() {
 #[test]
 fn backend_rejections_reach_the_client_with_their_code() {
     let sink = sinks(2);
-    let gw = ConfigBuilder::new(&sink.addrs).start();
+    let gw = ConfigBuilder::new(&sink.addrs).no_retry().start();
     let addr = gw.grpc_addr;
     sink.stats[1].set_failure(Some(Code::ResourceExhausted));
     let code = on_client(move || async move {

@@ -115,7 +115,7 @@ fn refusals_are_counted_when_a_backend_fails() {
 #[test]
 fn health_is_503_when_no_backend_is_reachable() {
     let sink = sinks(1);
-    let gw = ConfigBuilder::new(&sink.addrs).health_check().start();
+    let gw = ConfigBuilder::new(&sink.addrs).no_retry().health_check().start();
     let (addr, health) = (gw.grpc_addr, gw.health_addr.expect("health endpoint"));
     let (status, body) = get(health, "/");
     assert_eq!(status, 200, "{body}");

@@ -8,6 +8,7 @@ use super::errors::Errors;
 use super::model::{DnsRecordType, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpExporter, Resolver, RoutingKey};
 use super::otlp::{lb_protocol, otlp_exporter};
 use super::parse::Field;
+use super::resilience::{resilience, retry_on_failure, sending_queue};
 use super::values::{EndpointRules, check_host_name, parse_endpoint};
 
 /// Backend port when a static hostname or the DNS resolver gives none.
@@ -18,7 +19,7 @@ pub const DEFAULT_DNS_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Load balancer keys of the collector that are not implemented yet.
-const LB_UNSUPPORTED: &[&str] = &["timeout", "retry_on_failure", "sending_queue"];
+const LB_UNSUPPORTED: &[&str] = &["timeout"];
 
 /// Port of `resolver.dns.nameserver` when none is given.
 pub const DEFAULT_NAMESERVER_PORT: u16 = 53;
@@ -42,9 +43,12 @@ fn load_balancing(body: &Field<'_>, errs: &mut Errors) -> Option<LoadBalancing> 
     let routing_key = routing_key_with_attributes(body, key, attributes, errs);
     let protocol = protocol(&fields.take_or_null("protocol"), errs);
     let resolver = fields.required("resolver", errs).and_then(|r| resolver(&r, errs));
+    let retry = retry_on_failure(&fields.take_or_null("retry_on_failure"), errs);
+    let queue = sending_queue(&fields.take_or_null("sending_queue"), errs);
+    let resilience = resilience(&fields.take_or_null("resilience"), errs);
     fields.unsupported(LB_UNSUPPORTED, errs);
     fields.finish(errs);
-    Some(LoadBalancing { routing_key, protocol, resolver: resolver? })
+    Some(LoadBalancing { routing_key, protocol, resolver: resolver?, retry, queue, resilience })
 }
 
 /// `protocol`: only `otlp`, which is read even when absent (its TLS rule applies).

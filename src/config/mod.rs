@@ -17,6 +17,7 @@ mod otlp;
 mod parse;
 mod receivers;
 mod render;
+mod resilience;
 mod routes;
 mod service;
 mod telemetry;
@@ -38,6 +39,7 @@ pub use receivers::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
 };
 pub use render::{MASK, effective_yaml, mask_secrets};
+pub use resilience::{Resilience, ResilienceMode, RetryOnFailure, SendingQueue};
 pub use routes::SignalRoute;
 pub use service::{CONNECTORS_NOT_SUPPORTED, EXTENSIONS_NOT_SUPPORTED, PROCESSORS_NOT_SUPPORTED};
 pub use telemetry::{

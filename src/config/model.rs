@@ -108,6 +108,8 @@ pub struct Pipeline {
 }
 
 /// An exporter: the load balancer, or a plain single-destination OTLP exporter.
+// Built once per config load and never on the data path: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Exporter {
     /// `loadbalancing` or `load_balancing`.
@@ -123,6 +125,12 @@ pub struct LoadBalancing {
     pub routing_key: Option<RoutingKey>,
     pub protocol: OtlpExporter,
     pub resolver: Resolver,
+    /// `retry_on_failure`: re-sending a failed part to its backend.
+    pub retry: super::RetryOnFailure,
+    /// `sending_queue`: where failed parts wait for their retries.
+    pub queue: super::SendingQueue,
+    /// `resilience` (our extension): ejection, probes, failover or hold.
+    pub resilience: super::Resilience,
 }
 
 impl LoadBalancing {
@@ -250,8 +258,22 @@ pub enum DnsRecordType {
 }
 
 /// `service.runtime` (an extension of ours): where the data plane runs.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeConfig {
     /// `cores: "0-3"` or `cores: [0, 2]`; `None` = every online core.
     pub cores: Option<Vec<usize>>,
+    /// `drain_timeout`, default 10s: on SIGTERM, how long to answer in-flight requests and
+    /// empty the retry queues before exiting (what is left is logged with counts). Keep it
+    /// below the supervisor's kill timeout (systemd `TimeoutStopSec`, Kubernetes
+    /// `terminationGracePeriodSeconds`). Applies from start; a reload does not change it.
+    pub drain_timeout: Duration,
+}
+
+/// Default `service.runtime.drain_timeout`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { cores: None, drain_timeout: DEFAULT_DRAIN_TIMEOUT }
+    }
 }

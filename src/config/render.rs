@@ -88,9 +88,44 @@ fn exporter(e: &Exporter) -> Value {
                 ("routing_attributes", attributes),
                 ("protocol", map([("otlp", otlp(&lb.protocol))])),
                 ("resolver", resolver(&lb.resolver)),
+                ("retry_on_failure", retry(&lb.retry)),
+                ("sending_queue", queue(&lb.queue)),
+                ("resilience", resilience(&lb.resilience)),
             ])
         }
     }
+}
+
+fn retry(r: &super::RetryOnFailure) -> Value {
+    map([
+        ("enabled", Value::from(r.enabled)),
+        ("initial_interval", duration(r.initial_interval)),
+        ("max_interval", duration(r.max_interval)),
+        ("max_elapsed_time", duration(r.max_elapsed_time)),
+        ("multiplier", Value::from(r.multiplier)),
+        ("randomization_factor", Value::from(r.randomization_factor)),
+    ])
+}
+
+fn resilience(r: &super::Resilience) -> Value {
+    let mode = match r.mode {
+        super::ResilienceMode::Failover => "failover",
+        super::ResilienceMode::Hold => "hold",
+    };
+    map([
+        ("mode", text(mode)),
+        ("eject_after", Value::from(r.eject_after)),
+        ("probe_interval", duration(r.probe_interval)),
+    ])
+}
+
+fn queue(q: &super::SendingQueue) -> Value {
+    map([
+        ("enabled", Value::from(q.enabled)),
+        ("queue_size", Value::from(q.queue_size as u64)),
+        ("num_consumers", Value::from(q.num_consumers as u64)),
+        ("max_size_mib", Value::from((q.max_bytes >> 20) as u64)),
+    ])
 }
 
 fn otlp(o: &OtlpExporter) -> Value {
@@ -134,7 +169,8 @@ fn service(cfg: &Config) -> Value {
     let pipelines = cfg.pipelines.iter().map(|p| (text(pipeline_id(p)), pipeline(p))).collect::<Mapping>();
     let extensions =
         if cfg.telemetry.health_check.is_some() { list(&["health_check"], |s| text(s)) } else { Value::Null };
-    let runtime = cfg.runtime.cores.as_ref().map_or(Value::Null, |c| map([("cores", list(c, |c| Value::from(*c)))]));
+    let cores = cfg.runtime.cores.as_ref().map_or(Value::Null, |c| list(c, |c| Value::from(*c)));
+    let runtime = map([("cores", cores), ("drain_timeout", duration(cfg.runtime.drain_timeout))]);
     map([
         ("extensions", extensions),
         ("pipelines", Value::Mapping(pipelines)),

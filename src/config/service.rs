@@ -135,8 +135,9 @@ fn refuse_items(field: &Field<'_>, errs: &mut Errors, message: &str) {
 fn runtime(field: &Field<'_>, errs: &mut Errors) -> RuntimeConfig {
     let mut fields = field.fields(errs);
     let cores = fields.take("cores").and_then(|c| cores(&c, errs));
+    let drain = fields.take("drain_timeout").and_then(|d| d.duration(errs));
     fields.finish(errs);
-    RuntimeConfig { cores }
+    RuntimeConfig { cores, drain_timeout: drain.unwrap_or(super::model::DEFAULT_DRAIN_TIMEOUT) }
 }
 
 fn cores(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<usize>> {

@@ -13,10 +13,12 @@ use http::Uri;
 use super::backoff::Backoff;
 use super::call;
 use super::error::ExportError;
+use super::health::Health;
+use super::retry::{QueueFull, QueueLimits, QueuedPart, Reservation, RetryPolicy, RetryQueue};
 use super::single_flight::SingleFlight;
 
 /// Connection settings shared by a core's backends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BackendSettings {
     /// Per-call deadline (the exporter's `timeout`).
     pub timeout: Duration,
@@ -24,6 +26,16 @@ pub struct BackendSettings {
     pub connect_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// `retry_on_failure`; `None` when disabled (a failed part fails its request).
+    pub retry: Option<RetryPolicy>,
+    /// `sending_queue`; `None` when disabled (the request waits while its part is retried).
+    pub queue: Option<QueueLimits>,
+    /// Consecutive "down" failures that eject the backend on this core (0: never).
+    pub eject_after: u32,
+    /// How often an ejected backend is probed.
+    pub probe_interval: Duration,
+    /// While ejected, its keys go to the next owner (`true`) or wait in its queue (`false`).
+    pub failover: bool,
 }
 
 impl Default for BackendSettings {
@@ -33,6 +45,11 @@ impl Default for BackendSettings {
             connect_timeout: Duration::from_secs(1),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            retry: None,
+            queue: None,
+            eject_after: 0,
+            probe_interval: Duration::from_secs(1),
+            failover: false,
         }
     }
 }
@@ -47,7 +64,20 @@ pub struct Backend {
     connecting: SingleFlight,
     backoff: RefCell<Backoff>,
     uris: RefCell<Vec<(&'static str, Uri)>>,
+    /// Parts waiting for another attempt, and whether a task is draining them.
+    pub(super) queue: RefCell<RetryQueue>,
+    pub(super) draining: Cell<bool>,
+    pub(super) health: RefCell<Health>,
+    /// `health.is_ejected()`, mirrored for the routing fast path (one `Cell` read per key).
+    pub(super) ejected: Cell<bool>,
+    pub(super) probing: Cell<bool>,
+    /// Where this backend's queued parts go when it is ejected (failover) or removed: the
+    /// pipelines of its exporter, which route them again.
+    rerouter: RefCell<Option<Rerouter>>,
 }
+
+/// Routes an already acknowledged part again (see [`Backend::reroute_queue`]).
+pub type Rerouter = Rc<dyn Fn(QueuedPart)>;
 
 impl Backend {
     pub fn addr(&self) -> SocketAddr {
@@ -60,15 +90,22 @@ impl Backend {
 
     pub fn new(name: String, addr: SocketAddr, settings: BackendSettings) -> Rc<Self> {
         let backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
+        let limits = settings.queue.unwrap_or(QueueLimits { parts: 0, bytes: 0, consumers: 1 });
         Rc::new(Backend {
             name,
             addr,
-            settings,
             conn: RefCell::new(None),
             generation: Cell::new(0),
             connecting: SingleFlight::default(),
             backoff: RefCell::new(backoff),
             uris: RefCell::new(Vec::new()),
+            queue: RefCell::new(RetryQueue::new(limits)),
+            draining: Cell::new(false),
+            health: RefCell::new(Health::new(settings.eject_after, settings.probe_interval)),
+            settings,
+            ejected: Cell::new(false),
+            probing: Cell::new(false),
+            rerouter: RefCell::new(None),
         })
     }
 
@@ -157,6 +194,50 @@ impl Backend {
         let mut conn = self.conn.borrow_mut();
         if conn.as_ref().is_some_and(|(g, _)| *g == generation) {
             *conn = None;
+        }
+    }
+
+    /// Lets the next call dial at once, whatever the reconnect backoff says: a probe is
+    /// already paced by `probe_interval`.
+    pub fn allow_connect_now(&self) {
+        self.backoff.borrow_mut().on_success();
+    }
+
+    /// Before a request is fanned out: room in this backend's queue for a part of `bytes` when
+    /// the backend is failing (ejected, or parts already wait in its queue), `None` when it is
+    /// not (or has no queue), and an error when it is failing and its queue is full. A request
+    /// refused here delivered nothing anywhere, so the client's retry duplicates nothing.
+    pub fn reserve_if_failing(&self, bytes: usize) -> Result<Option<Reservation>, QueueFull> {
+        let queue = self.queue.borrow();
+        let failing = self.is_ejected() || !queue.is_empty();
+        if !failing || self.settings.queue.is_none() || self.settings.retry.is_none() {
+            return Ok(None);
+        }
+        queue.reserve(bytes).map(Some)
+    }
+
+    /// Brings its queue's next retry forward (shutdown drains within a deadline).
+    pub fn hurry_retries(&self) {
+        self.queue.borrow_mut().hurry(Instant::now());
+    }
+
+    /// Whether this core took the backend out of routing after consecutive failures.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected.get()
+    }
+
+    /// Sets where queued parts go when the backend is ejected or removed.
+    pub fn set_rerouter(&self, rerouter: Rerouter) {
+        *self.rerouter.borrow_mut() = Some(rerouter);
+    }
+
+    /// Hands every queued part to the rerouter (they were acknowledged: they must not be
+    /// dropped); without one they stay queued here.
+    pub fn reroute_queue(&self) {
+        let Some(rerouter) = self.rerouter.borrow().clone() else { return };
+        let parts = self.queue.borrow_mut().take_all();
+        for part in parts {
+            rerouter(part);
         }
     }
 

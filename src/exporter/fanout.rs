@@ -1,12 +1,15 @@
 //! Fan-out: send a request's parts to their backends in parallel and fold the answers into
-//! one answer for the client. The client hears OK only when every part was accepted.
+//! one answer for the client. The client hears OK only when every part was accepted by its
+//! backend or, after a retryable failure, queued for retry on it (`deliver.rs`).
 
 use std::rc::Rc;
 
 use bytes::Bytes;
 
 use super::backend::Backend;
+use super::deliver::deliver;
 use super::error::worst;
+use super::retry::{NewPart, QueueFull, Reservation};
 use crate::grpc::Status;
 use crate::wire::Part;
 use crate::wire::partial::PartialSuccess;
@@ -20,16 +23,14 @@ pub async fn forward(
     exporter: usize,
 ) -> Result<Bytes, Status> {
     let signal = crate::grpc::signal_of(path).unwrap_or(crate::config::Signal::Traces);
+    let reservations = reserve(backends, &parts)?;
     let tasks: Vec<_> = parts
         .into_iter()
-        .map(|p| {
+        .zip(reservations)
+        .map(|(p, reserved)| {
             let backend = backends[p.backend].clone();
-            let meter = crate::telemetry::PartMeter::start(exporter, signal, p.items);
-            glommio::spawn_local(async move {
-                let result = backend.export(path, p.framed).await;
-                meter.finish(&backend.name, &result);
-                result.map_err(|e| e.to_status(&backend.name))
-            })
+            let part = NewPart { framed: p.framed, path, signal, items: p.items, exporter };
+            glommio::spawn_local(async move { deliver(&backend, part, reserved).await })
         })
         .collect();
     let mut merged = PartialSuccess::default();
@@ -44,4 +45,21 @@ pub async fn forward(
         Some(status) => Err(status),
         None => Ok(merged.to_framed()),
     }
+}
+
+/// Room in the retry queue of every failing backend the request has a part for, or
+/// `RESOURCE_EXHAUSTED` (with a retry delay) when one has none: the whole request is then
+/// refused before any part is sent, and the reservations taken so far are released.
+fn reserve(backends: &[Rc<Backend>], parts: &[Part]) -> Result<Vec<Option<Reservation>>, Status> {
+    let reserve = |p: &Part| {
+        let b = &backends[p.backend];
+        b.reserve_if_failing(p.framed.len()).map_err(|full| backed_up(b, full))
+    };
+    parts.iter().map(reserve).collect()
+}
+
+fn backed_up(b: &Backend, full: QueueFull) -> Status {
+    let delay = b.settings().retry.as_ref().map_or(std::time::Duration::from_secs(1), |r| r.initial);
+    let msg = format!("backend {} is failing and {full}; retry later", b.name);
+    Status::new(crate::grpc::Code::ResourceExhausted, msg).with_retry_delay(delay)
 }

@@ -3,8 +3,11 @@
 pub mod backend;
 pub mod backoff;
 pub mod call;
+pub mod deliver;
 pub mod error;
 pub mod fanout;
+pub mod health;
+pub mod retry;
 pub mod single_flight;
 
 pub use backend::{Backend, BackendSettings};

@@ -1,6 +1,7 @@
 //! gRPC over HTTP/2, the parts both ends share: status codes and trailers, and reading one
 //! length-prefixed message from a stream of DATA chunks with a size limit.
 
+pub mod details;
 pub mod message;
 pub mod status;
 

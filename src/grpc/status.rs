@@ -81,11 +81,20 @@ impl Code {
 pub struct Status {
     pub code: Code,
     pub message: Cow<'static, str>,
+    /// When set, the trailers carry a `google.rpc.RetryInfo` with this delay in
+    /// `grpc-status-details-bin` (OTLP clients wait that long before retrying).
+    pub retry_delay: Option<std::time::Duration>,
 }
 
 impl Status {
     pub fn new(code: Code, message: impl Into<Cow<'static, str>>) -> Self {
-        Status { code, message: message.into() }
+        Status { code, message: message.into(), retry_delay: None }
+    }
+
+    /// This status with a `RetryInfo` asking the client to wait `delay` before retrying.
+    pub fn with_retry_delay(mut self, delay: std::time::Duration) -> Self {
+        self.retry_delay = Some(delay);
+        self
     }
 
     pub fn ok() -> Self {
@@ -98,6 +107,12 @@ impl Status {
         if !self.message.is_empty() {
             if let Ok(v) = HeaderValue::from_str(&percent_encode(&self.message)) {
                 map.insert("grpc-message", v);
+            }
+        }
+        if let Some(delay) = self.retry_delay {
+            let details = super::details::retry_info_status(self.code as i32, &self.message, delay);
+            if let Ok(v) = HeaderValue::from_str(&super::details::base64(&details)) {
+                map.insert("grpc-status-details-bin", v);
             }
         }
     }
@@ -160,6 +175,17 @@ mod tests {
         s.write_to(&mut map);
         assert_eq!(map["grpc-status"], "3");
         assert_eq!(Status::from_headers(&map), Some(s));
+    }
+
+    #[test]
+    fn retry_delay_goes_in_status_details() {
+        let mut map = HeaderMap::new();
+        Status::new(Code::ResourceExhausted, "full").write_to(&mut map);
+        assert!(map.get("grpc-status-details-bin").is_none());
+        let s = Status::new(Code::ResourceExhausted, "full").with_retry_delay(std::time::Duration::from_secs(5));
+        s.write_to(&mut map);
+        let expected = super::super::details::retry_info_status(8, "full", std::time::Duration::from_secs(5));
+        assert_eq!(map["grpc-status-details-bin"], super::super::details::base64(&expected).as_str());
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::config::{RoutingKey, Signal};
-use crate::exporter::{Backend, fanout};
+use crate::exporter::retry::{NewPart, QueuedPart};
+use crate::exporter::{Backend, deliver, fanout};
 use crate::grpc::{Code, Status, export_path};
 use crate::routing::{Ring, RouteKey};
 use crate::telemetry;
@@ -18,6 +19,26 @@ use crate::wire::{GRPC_PREFIX, Part, Route, Splitter, walk};
 pub struct Topology {
     pub ring: Ring,
     pub backends: Vec<Rc<Backend>>,
+}
+
+impl Topology {
+    /// The backend for a key hash: its owner on the ring, or, when this core has ejected the
+    /// owner and the exporter fails over, the next owner that is up (`Ring::lookup_up`). One
+    /// flag read per key on the fast path.
+    pub fn owner(&self, hash: u64) -> usize {
+        let owner = self.ring.lookup(hash);
+        let b = &self.backends[owner];
+        if !b.is_ejected() || !b.settings().failover {
+            return owner;
+        }
+        self.ring.lookup_up(hash, |i| !self.backends[i].is_ejected()).unwrap_or(owner)
+    }
+}
+
+/// A rerouted part that could not be split again (no backends, or it no longer decodes).
+pub fn drop_unroutable(part: &QueuedPart) {
+    crate::exporter::retry::count_dropped(u64::from(part.items));
+    log::error!("dropped a queued part ({} items): no backend to route it to", part.items);
 }
 
 /// A core's pipeline state for one signal.
@@ -75,9 +96,34 @@ impl Pipeline {
         fanout::forward(&topology.backends, export_path(self.signal), parts, self.exporter).await
     }
 
+    /// Routes an already acknowledged part again on the current topology (its backend was
+    /// ejected or removed) and delivers the pieces; what cannot be delivered or queued is
+    /// dropped, counted and logged (`deliver_acked`).
+    pub async fn resubmit(&self, part: QueuedPart) {
+        let topology = self.topology.borrow().clone();
+        let parts = match &topology {
+            Some(t) => self.split(&part.framed, t).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let Some(topology) = topology.filter(|_| !parts.is_empty()) else {
+            return drop_unroutable(&part);
+        };
+        for p in parts {
+            let backend = topology.backends[p.backend].clone();
+            let new = NewPart {
+                framed: p.framed,
+                path: part.path,
+                signal: part.signal,
+                items: p.items,
+                exporter: part.exporter,
+            };
+            glommio::spawn_local(async move { deliver::deliver_acked(&backend, new).await }).detach();
+        }
+    }
+
     fn split(&self, framed: &Bytes, topology: &Topology) -> Result<Vec<Part>, Status> {
         let ring = &topology.ring;
-        let owner = |hash: u64| ring.lookup(hash);
+        let owner = |hash: u64| topology.owner(hash);
         let route = Route { owner: &owner, backends: ring.len() };
         let mut parts = Vec::new();
         let mut state = self.split.borrow_mut();

@@ -31,6 +31,9 @@ const SLOTS_PER_BACKEND: usize = 100;
 /// Seed for hashing a backend's name into its walk; changing it reshuffles every ring.
 const SEED_WALK: u64 = 0x6f74_6c70_7761_6c6b; // "otlpwalk"
 
+/// Seed for a key's failover probe sequence (see [`Ring::lookup_up`]).
+const SEED_FAILOVER: u64 = 0x6f74_6c70_6661_696c; // "otlpfail"
+
 /// Random probes per table slot before a claim gives up on chance (see [`Walk::claim`]).
 const FUSE: usize = 64;
 
@@ -92,6 +95,23 @@ impl Ring {
     pub fn lookup(&self, hash: u64) -> usize {
         let slot = (u128::from(hash) * self.table.len() as u128) >> 64;
         usize::from(self.table[slot as usize])
+    }
+
+    /// The owner of `hash` among the backends for which `up(index)` holds: the usual owner
+    /// when it is up, else the owner of the first slot up on the key's own probe sequence
+    /// (slots picked by re-hashing the key with the attempt number). Deterministic for a given
+    /// set of backends down, so every core and gateway agrees; keys of backends that are up
+    /// never move, and a down backend's keys spread over the others in proportion to their
+    /// shares. Allocation-free: expected `1 / (1 - down share)` probes, at most 64 before a
+    /// scan of the backends in index order. `None` when no backend is up.
+    pub fn lookup_up(&self, hash: u64, up: impl Fn(usize) -> bool) -> Option<usize> {
+        let owner = self.lookup(hash);
+        if up(owner) {
+            return Some(owner);
+        }
+        let rehash = |i: u64| xxh3_64_with_seed(&hash.to_le_bytes(), SEED_FAILOVER ^ i);
+        let probed = (1..=64).map(|i| self.lookup(rehash(i))).find(|&b| up(b));
+        probed.or_else(|| (0..self.backends.len()).find(|&b| up(b)))
     }
 
     /// Fraction of the table each backend owns, indexed like `backends()` (for status/metrics).
@@ -366,6 +386,30 @@ mod tests {
         let rest: Vec<&str> = set.iter().copied().filter(|&b| b != "10.224.102.157:4317").collect();
         let moved = moved_in_table(&Ring::new(&set).unwrap(), &Ring::new(&rest).unwrap());
         assert!(moved - 1.0 / 16.0 < 0.005, "moved {moved}");
+    }
+
+    #[test]
+    fn lookup_up_moves_only_the_down_backends_keys_and_spreads_them() {
+        let ring = Ring::new(&names(10, 7)).unwrap();
+        let down = 3;
+        let mut moved_to = vec![0usize; 10];
+        for i in 0..100_000u64 {
+            let h = hash_key(&i.to_le_bytes());
+            let got = ring.lookup_up(h, |b| b != down).unwrap();
+            assert_eq!(got, ring.lookup_up(h, |b| b != down).unwrap(), "deterministic");
+            match ring.lookup(h) {
+                owner if owner == down => moved_to[got] += 1,
+                owner => assert_eq!(got, owner, "keys of backends that are up stay"),
+            }
+        }
+        assert_eq!(moved_to[down], 0);
+        let moved: usize = moved_to.iter().sum();
+        assert!(
+            moved_to.iter().enumerate().filter(|(b, _)| *b != down).all(|(_, &n)| n > moved / 9 / 2),
+            "{moved_to:?}"
+        );
+        assert_eq!(ring.lookup_up(1, |_| false), None);
+        assert_eq!(ring.lookup_up(1, |b| b == 9), Some(9), "the last one up takes everything");
     }
 
     #[test]

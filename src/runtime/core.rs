@@ -174,9 +174,36 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
             None => break Duration::from_secs(10),
         }
     };
+    let deadline = std::time::Instant::now() + drain;
     shutdown.trigger();
+    routing.hurry_retries();
     for a in acceptors {
         a.await;
     }
     let _ = glommio::timer::timeout(drain, gate.close()).await;
+    drain_retry_queues(deadline).await;
+    report_undelivered();
+}
+
+/// Waits until this core's retry queues are empty or `deadline` passes: what they hold was
+/// acknowledged to clients.
+async fn drain_retry_queues(deadline: std::time::Instant) {
+    use crate::exporter::retry::queued_items;
+    while queued_items() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Logs what this core acknowledged and did not deliver: still queued at the deadline, or
+/// dropped after its retries ran out. Nothing acknowledged is lost silently.
+fn report_undelivered() {
+    use crate::exporter::retry::{dropped_items, queued_bytes, queued_items};
+    let (queued, dropped) = (queued_items(), dropped_items());
+    if queued + dropped > 0 {
+        log::error!(
+            "shutdown: {} acknowledged items not delivered: {queued} still queued for retry ({} bytes) at the drain deadline, {dropped} dropped after retry_on_failure.max_elapsed_time",
+            queued + dropped,
+            queued_bytes()
+        );
+    }
 }

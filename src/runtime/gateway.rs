@@ -88,7 +88,7 @@ impl Gateway {
             .map(|(r, l)| r.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(l.addr))
             .collect();
         let (scrape_tx, scrapes) = std::sync::mpsc::channel();
-        let mut gw = Gateway::spawn_cores(&plan, &bound, cores, scrapes)?;
+        let mut gw = Gateway::spawn_cores(&plan, &bound, cores, scrapes, cfg.runtime.drain_timeout)?;
         drop(reservations);
         gw.resolvers = control::start_resolvers(&plan.dns, 0, &gw.inbox)?;
         let scraper = crate::telemetry::Scraper::new(scrape_tx, gw.cores.clone());
@@ -103,6 +103,7 @@ impl Gateway {
         bound: &[SocketAddr],
         cores: Vec<usize>,
         scrapes: Receiver<ScrapeReply>,
+        drain: Duration,
     ) -> Result<Gateway, StartError> {
         let spec = with_addrs(&plan.spec, bound);
         let (mut senders, mut executors) = (Vec::new(), Vec::new());
@@ -119,7 +120,7 @@ impl Gateway {
             senders.push(tx);
             executors.push(handle);
         }
-        let (stop, drain) = (Arc::new(AtomicBool::new(false)), Duration::from_secs(10));
+        let stop = Arc::new(AtomicBool::new(false));
         let (inbox, from_anyone) = std::sync::mpsc::channel();
         let control = control::spawn(senders, from_anyone, scrapes, stop.clone(), drain)?;
         Ok(Gateway {

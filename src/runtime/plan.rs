@@ -7,9 +7,11 @@ use std::sync::Arc;
 use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
 use super::gateway::StartError;
 use crate::config::{
-    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
+    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, ResilienceMode, Resolver,
+    RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
+use crate::exporter::retry::{QueueLimits, RetryPolicy};
 use crate::routing::Ring;
 
 /// What the cores will run, derived from the config's routes.
@@ -96,11 +98,18 @@ fn listener_spec(grpc: &GrpcServer) -> Result<ListenerSpec, StartError> {
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {
-    let protocol = match exporter {
-        Exporter::LoadBalancing(lb) => &lb.protocol,
-        Exporter::Otlp(otlp) => otlp,
+    let settings = match exporter {
+        Exporter::LoadBalancing(lb) => BackendSettings {
+            timeout: lb.protocol.timeout,
+            retry: RetryPolicy::from_config(&lb.retry),
+            queue: lb.queue.enabled.then(|| QueueLimits::from_config(&lb.queue)),
+            eject_after: lb.resilience.eject_after,
+            probe_interval: lb.resilience.probe_interval,
+            failover: lb.resilience.mode == ResilienceMode::Failover,
+            ..Default::default()
+        },
+        Exporter::Otlp(otlp) => BackendSettings { timeout: otlp.timeout, ..Default::default() },
     };
-    let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
     Ok(ExporterSpec { id: id.clone(), backends: backend_set(exporter)?, settings })
 }
 

@@ -32,6 +32,29 @@ pub struct CoreSnapshot {
     pub bytes_in_flight: u64,
     /// The ring of each exporter (by index) the core routes with; `None` while it has none.
     pub rings: Vec<Option<RingView>>,
+    /// Acknowledged parts waiting for a retry: (items, bytes), and items dropped after their
+    /// retries ran out (`exporter::retry`).
+    pub retry: RetryCounts,
+}
+
+/// A core's retry queues at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryCounts {
+    pub queued_items: u64,
+    pub queued_bytes: u64,
+    pub dropped_items: u64,
+}
+
+impl RetryCounts {
+    /// This core's (call it on the core's own thread).
+    pub fn here() -> Self {
+        use crate::exporter::retry::{dropped_items, queued_bytes, queued_items};
+        RetryCounts {
+            queued_items: queued_items(),
+            queued_bytes: queued_bytes() as u64,
+            dropped_items: dropped_items(),
+        }
+    }
 }
 
 /// A ring as the status page shows it: each backend and its share of the key space.
@@ -50,7 +73,7 @@ impl RingView {
 /// Takes this core's snapshot (call it on the core's own thread).
 pub fn core_snapshot(core: usize, rings: Vec<Option<RingView>>, bytes_in_flight: usize) -> CoreSnapshot {
     let counters = counters::with(counters::CoreStats::snapshot);
-    CoreSnapshot { cpu: core, counters, bytes_in_flight: bytes_in_flight as u64, rings }
+    CoreSnapshot { cpu: core, counters, bytes_in_flight: bytes_in_flight as u64, rings, retry: RetryCounts::here() }
 }
 
 /// Where a core sends its snapshot.

@@ -43,6 +43,8 @@ pub struct Totals {
     pub resolutions: Vec<(&'static str, Stats)>,
     /// Per core: (cpu, connections, streams, queue depth, bytes in flight).
     pub cores: Vec<[u64; 5]>,
+    /// Per core: (cpu, items queued for retry, bytes queued, items dropped after retries).
+    pub retry: Vec<[u64; 4]>,
 }
 
 impl Totals {
@@ -79,6 +81,8 @@ impl Totals {
         }
         let depth = c.parts_in_flight;
         self.cores.push([core.cpu as u64, c.connections, c.streams, depth, core.bytes_in_flight]);
+        let r = core.retry;
+        self.retry.push([core.cpu as u64, r.queued_items, r.queued_bytes, r.dropped_items]);
     }
 
     fn count_backends(&mut self, names: &Names, core: Option<&CoreSnapshot>) {
@@ -140,7 +144,8 @@ impl Collector for Exposition {
         self.exporters(&mut e)?;
         self.loadbalancer(&mut e)?;
         self.latency(&mut e)?;
-        self.cores(&mut e)
+        self.cores(&mut e)?;
+        self.retry(&mut e)
     }
 }
 
@@ -239,6 +244,19 @@ impl Exposition {
             gauge(e, name, help, &samples)?;
         }
         Ok(())
+    }
+}
+
+impl Exposition {
+    fn retry(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let per_core = |i: usize| -> Vec<(Labels, u64)> {
+            self.0.retry.iter().map(|r| (vec![("core", r[0].to_string())], r[i])).collect()
+        };
+        let help = "Items (spans, points, log records) acknowledged and queued for retry on the core.";
+        gauge(e, "otlp_gateway_core_retry_queue_items", help, &per_core(1))?;
+        gauge(e, "otlp_gateway_core_retry_queue_bytes", "Bytes queued for retry on the core.", &per_core(2))?;
+        let help = "Items acknowledged and then dropped after retry_on_failure.max_elapsed_time.";
+        counter(e, "otlp_gateway_core_retry_dropped_items", help, &per_core(3))
     }
 }
 

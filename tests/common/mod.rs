@@ -35,6 +35,10 @@ pub struct ConfigBuilder {
     telemetry: String,
     /// Enables the health check extension on 127.0.0.1:0.
     health_check: bool,
+    /// Extra keys of every exporter (YAML indented by 4), e.g. `retry_on_failure`.
+    exporter_extra: String,
+    /// `service.runtime.drain_timeout`, when set.
+    drain_timeout: Option<&'static str>,
 }
 
 impl ConfigBuilder {
@@ -47,6 +51,8 @@ impl ConfigBuilder {
             dns: None,
             telemetry: "    metrics:\n      address: 127.0.0.1:0\n".into(),
             health_check: false,
+            exporter_extra: String::new(),
+            drain_timeout: None,
         }
     }
 
@@ -60,6 +66,44 @@ impl ConfigBuilder {
     pub fn health_check(mut self) -> Self {
         self.health_check = true;
         self
+    }
+
+    /// Sets `service.runtime.drain_timeout`.
+    pub fn drain_timeout(mut self, d: &'static str) -> Self {
+        self.drain_timeout = Some(d);
+        self
+    }
+
+    /// Adds keys to every exporter (YAML indented by 4 spaces).
+    pub fn exporter_extra(mut self, yaml: &str) -> Self {
+        self.exporter_extra.push_str(yaml);
+        self
+    }
+
+    /// `retry_on_failure: {enabled: false}`: a failed part fails its request at once.
+    pub fn no_retry(self) -> Self {
+        self.exporter_extra("    retry_on_failure:\n      enabled: false\n")
+    }
+
+    /// `resilience: {eject_after: 0}`: failing backends stay in routing.
+    pub fn never_eject(self) -> Self {
+        self.exporter_extra("    resilience:\n      eject_after: 0\n")
+    }
+
+    /// Retries every `initial` (doubling up to 4 × `initial`) for up to `max_elapsed`.
+    pub fn retry(self, initial: &str, max_elapsed: &str) -> Self {
+        let max = format!("{}ms", crate_ms(initial) * 4);
+        self.exporter_extra(&format!(
+            "    retry_on_failure:\n      initial_interval: {initial}\n      max_interval: {max}\n      max_elapsed_time: {max_elapsed}\n      multiplier: 2\n"
+        ))
+    }
+
+    /// `sending_queue` with `queue_size` parts per backend per core (`0`: disabled).
+    pub fn queue(self, parts: usize) -> Self {
+        match parts {
+            0 => self.exporter_extra("    sending_queue:\n      enabled: false\n"),
+            n => self.exporter_extra(&format!("    sending_queue:\n      queue_size: {n}\n")),
+        }
     }
 
     pub fn backend_names(mut self, names: &[&str]) -> Self {
@@ -114,9 +158,10 @@ impl ConfigBuilder {
     fn exporter(&self, signal: &str, key: &Option<String>) -> String {
         let key = key.as_ref().map(|k| format!("    routing_key: {k}\n")).unwrap_or_default();
         format!(
-            "  loadbalancing/{signal}:\n{key}    protocol:\n      otlp:\n        timeout: {}\n        tls:\n          insecure: true\n    resolver:\n{}",
+            "  loadbalancing/{signal}:\n{key}    protocol:\n      otlp:\n        timeout: {}\n        tls:\n          insecure: true\n    resolver:\n{}{}",
             self.timeout,
-            self.resolver()
+            self.resolver(),
+            self.exporter_extra
         )
     }
 
@@ -128,13 +173,14 @@ impl ConfigBuilder {
             .iter()
             .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
             .collect();
+        let runtime = self.drain_timeout.map(|d| format!("  runtime:\n    drain_timeout: {d}\n")).unwrap_or_default();
         let (extensions, enabled) = match self.health_check {
             true => ("extensions:\n  health_check:\n    endpoint: 127.0.0.1:0\n", "  extensions: [health_check]\n"),
             false => ("", ""),
         };
         format!(
             "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n\
-             exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}",
+             exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}{runtime}",
             self.telemetry
         )
     }
@@ -147,6 +193,11 @@ impl ConfigBuilder {
     pub fn start(&self) -> Gateway {
         Gateway::start(&self.build(), Some(vec![0])).expect("gateway starts")
     }
+}
+
+/// Milliseconds of a `<n>ms` test duration.
+fn crate_ms(d: &str) -> u64 {
+    d.strip_suffix("ms").and_then(|n| n.parse().ok()).expect("durations in tests are `<n>ms`")
 }
 
 /// Runs `f` on a fresh executor thread (a client that is not on the gateway's core).

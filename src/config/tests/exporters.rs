@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{errors_of, ok, one_error, with_exporters};
 use crate::config::{
-    Compression, DnsRecordType, DnsResolver, Exporter, HostPort, OtlpExporter, Resolver, RoutingKey, Signal,
-    TLS_NOT_SUPPORTED,
+    Compression, DnsRecordType, DnsResolver, Exporter, HostPort, OtlpExporter, Resilience, ResilienceMode, Resolver,
+    RetryOnFailure, RoutingKey, SendingQueue, Signal, TLS_NOT_SUPPORTED,
 };
 
 const INSECURE: &str = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n";
@@ -142,8 +142,8 @@ fn load_balancer_keys() {
         ("routing_key: service\n    routing_attributes: [a]", "routing_attributes", "applies only to"),
         ("routing_key: traceid", "routing_key", "unknown routing_key"),
         ("timeout: 1s", "timeout", "not supported"),
-        ("retry_on_failure: {}", "retry_on_failure", "not supported"),
-        ("sending_queue: {}", "sending_queue", "not supported"),
+        ("retry_on_failure: {enabled: 1}", "retry_on_failure.enabled", "expected `true` or `false`"),
+        ("sending_queue: {blocking: true}", "sending_queue.blocking", "not supported"),
         ("protcol: {}", "protcol", "unknown key"),
     ];
     for (line, key, message) in cases {
@@ -399,4 +399,72 @@ fn fan_out_and_double_feeding_are_refused() {
     let (path, message) = one_error(&twice);
     assert_eq!(path, "service.pipelines.traces/b.receivers");
     assert!(message.contains("already feeds another traces pipeline"), "{message}");
+}
+
+const STATIC_A: &str = "    resolver:\n      static:\n        hostnames: [a]\n";
+
+fn lb_with(extra: &str) -> crate::config::LoadBalancing {
+    match exporter("loadbalancing", &format!("{INSECURE}{STATIC_A}{extra}")) {
+        Exporter::LoadBalancing(lb) => lb,
+        other => panic!("expected a load balancer, got {other:?}"),
+    }
+}
+
+#[test]
+fn retry_and_queue_default_to_the_collectors_values() {
+    let lb = lb_with("");
+    assert_eq!(lb.retry, RetryOnFailure::default());
+    assert_eq!((lb.retry.initial_interval, lb.retry.max_interval), (Duration::from_secs(5), Duration::from_secs(30)));
+    assert_eq!(lb.retry.max_elapsed_time, Duration::from_secs(300));
+    assert_eq!((lb.queue.enabled, lb.queue.queue_size, lb.queue.num_consumers), (true, 1000, 10));
+}
+
+#[test]
+fn retry_and_queue_keys_parse() {
+    let extra = "    retry_on_failure:\n      enabled: true\n      initial_interval: 100ms\n      max_interval: 1s\n      \
+                 max_elapsed_time: 10s\n      multiplier: 2\n      randomization_factor: 0.1\n    sending_queue:\n      \
+                 enabled: false\n      queue_size: 50\n      num_consumers: 2\n      max_size_mib: 8\n";
+    let lb = lb_with(extra);
+    let retry = RetryOnFailure {
+        enabled: true,
+        initial_interval: Duration::from_millis(100),
+        max_interval: Duration::from_secs(1),
+        max_elapsed_time: Duration::from_secs(10),
+        multiplier: 2.0,
+        randomization_factor: 0.1,
+    };
+    assert_eq!(lb.retry, retry);
+    assert_eq!(lb.queue, SendingQueue { enabled: false, queue_size: 50, num_consumers: 2, max_bytes: 8 << 20 });
+}
+
+#[test]
+fn resilience_extension_parses_with_defaults() {
+    assert_eq!(lb_with("").resilience, Resilience::default());
+    let lb = lb_with("    resilience:\n      mode: hold\n      eject_after: 0\n      probe_interval: 250ms\n");
+    let expected =
+        Resilience { mode: ResilienceMode::Hold, eject_after: 0, probe_interval: Duration::from_millis(250) };
+    assert_eq!(lb.resilience, expected);
+    let errors =
+        errors_of(&exporter_yaml("loadbalancing", &format!("{INSECURE}{STATIC_A}    resilience: {{mode: drop}}\n")));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "exporters.loadbalancing.resilience.mode");
+}
+
+#[test]
+fn retry_and_queue_errors_name_their_paths() {
+    let extra = "    retry_on_failure:\n      multiplier: 0.5\n      randomization_factor: x\n      max_interval: 5\n      \
+                 jitter: 1\n    sending_queue:\n      queue_size: 0\n      storage: file_storage\n";
+    let errors = errors_of(&exporter_yaml("loadbalancing", &format!("{INSECURE}{STATIC_A}{extra}")));
+    let at = |path: &str| errors.iter().any(|(p, _)| *p == format!("exporters.loadbalancing.{path}"));
+    for path in [
+        "retry_on_failure.multiplier",
+        "retry_on_failure.randomization_factor",
+        "retry_on_failure.max_interval",
+        "retry_on_failure.jitter",
+        "sending_queue.queue_size",
+        "sending_queue.storage",
+    ] {
+        assert!(at(path), "no error at {path}: {errors:?}");
+    }
+    assert_eq!(errors.len(), 6, "{errors:?}");
 }

@@ -117,6 +117,13 @@ fn telemetry_is_accepted_with_known_keys_only() {
 }
 
 #[test]
+fn runtime_drain_timeout() {
+    let drain = |extra: &str| ok(&with_service(extra)).runtime.drain_timeout;
+    assert_eq!(drain(""), std::time::Duration::from_secs(10));
+    assert_eq!(drain("  runtime:\n    drain_timeout: 45s"), std::time::Duration::from_secs(45));
+}
+
+#[test]
 fn runtime_cores() {
     let cores = |extra: &str| ok(&with_service(extra)).runtime.cores;
     assert_eq!(cores(""), None);
@@ -130,6 +137,8 @@ fn runtime_cores() {
         ("  runtime:\n    cores: [0, x]", "service.runtime.cores[1]"),
         ("  runtime:\n    cores: [0, 9000]", "service.runtime.cores[1]"),
         ("  runtime:\n    threads: 2", "service.runtime.threads"),
+        ("  runtime:\n    drain_timeout: 10", "service.runtime.drain_timeout"),
+        ("  runtime:\n    drain_timeout: 0s", "service.runtime.drain_timeout"),
     ];
     for (extra, path) in cases {
         let (got, message) = one_error(&with_service(extra));

@@ -61,7 +61,7 @@ impl Splitter {
         if self.points.iter().all(|p| p.owner == first) {
             self.push_item(scope, r32(field.whole.clone()), first);
         } else {
-            self.cut_metric(buf, scope, head.data);
+            self.cut_metric(buf, scope, head.data)?;
         }
         Ok(())
     }
@@ -72,25 +72,27 @@ impl Splitter {
         self.data_heads.clear();
         self.points.clear();
         let mut head = MetricHead::default();
-        let mut data = None;
+        // Occurrences of the data field in force: a repeated oneof member merges (its points add
+        // up); a different member replaces it, and the replaced ones travel as inert heads.
+        let mut data: Vec<Field> = Vec::new();
         let mut r = Reader::new(buf, metric);
         while let Some(f) = r.next_field()? {
             match f.number {
                 1 => head.name = f.len_payload()?,
                 3 => head.unit = f.len_payload()?,
                 n if DATA_FIELDS.contains(&n) => {
-                    // A repeated oneof member: the last one wins, the earlier ones travel as is.
-                    if let Some(earlier) = data.replace(f.clone()) {
-                        self.metric_heads.push(r32(earlier.whole));
+                    if data.first().is_some_and(|d| d.number != n) {
+                        self.metric_heads.extend(data.drain(..).map(|d| r32(d.whole)));
                     }
+                    data.push(f);
                     continue;
                 }
                 _ => {}
             }
             self.metric_heads.push(r32(f.whole));
         }
-        if let Some(d) = data {
-            head.data = d.number;
+        head.data = data.first().map_or(0, |d| d.number);
+        for d in &data {
             self.read_data(buf, d.len_payload()?, &mut head)?;
         }
         Ok(head)
@@ -117,24 +119,31 @@ impl Splitter {
     }
 
     /// Writes one metric per owner into `synth`, each an item of that owner.
-    fn cut_metric(&mut self, buf: &[u8], scope: u32, data_field: u32) {
+    fn cut_metric(&mut self, buf: &[u8], scope: u32, data_field: u32) -> Result<(), WireError> {
         self.points.sort_by_key(|p| p.owner);
         let mut lo = 0;
         while lo < self.points.len() {
             let owner = self.points[lo].owner;
             let hi = lo + self.points[lo..].iter().take_while(|p| p.owner == owner).count();
-            let bytes = self.write_cut(buf, lo..hi, data_field);
+            let bytes = self.write_cut(buf, lo..hi, data_field)?;
             self.items.push(Item { scope, bytes, backend: owner, count: 1, synth: true });
             lo = hi;
         }
+        Ok(())
     }
 
-    fn write_cut(&mut self, buf: &[u8], points: Range<usize>, data_field: u32) -> Range<u32> {
+    fn write_cut(&mut self, buf: &[u8], points: Range<usize>, data_field: u32) -> Result<Range<u32>, WireError> {
         let points = &self.points[points];
         let data_len = span_len(&self.data_heads) as usize
             + points.iter().map(|p| (p.whole.end - p.whole.start) as usize).sum::<usize>();
         let metric_len = span_len(&self.metric_heads) as usize + len_header_len(data_len) + data_len;
         let start = self.synth.len();
+        // Each cut repeats the metric's other fields: with huge ones and many owners the cuts
+        // could outgrow the 4 GiB the item ranges address.
+        let end = start + len_header_len(metric_len) + metric_len;
+        if end > u32::MAX as usize {
+            return Err(WireError::TooLarge(end));
+        }
         put_len_header(&mut self.synth, 2, metric_len);
         extend(&mut self.synth, buf, &self.metric_heads);
         put_len_header(&mut self.synth, data_field, data_len);
@@ -142,7 +151,7 @@ impl Splitter {
         for p in points {
             self.synth.extend_from_slice(&buf[p.whole.start as usize..p.whole.end as usize]);
         }
-        start as u32..self.synth.len() as u32
+        Ok(start as u32..self.synth.len() as u32)
     }
 }
 
@@ -218,5 +227,58 @@ mod tests {
             assert_eq!(marks, 3 + 3 + 1 + n, "backend {}", p.backend);
         }
         assert_eq!(points, 12, "every point of the cut metric arrived once");
+    }
+
+    /// `Metric { name, sum {points[..1]}, sum {points[1..]} }`: a repeated oneof member, which
+    /// decoders merge.
+    fn metric_with_split_sum(points: &[opentelemetry_proto::tonic::metrics::v1::NumberDataPoint]) -> Vec<u8> {
+        use opentelemetry_proto::tonic::metrics::v1::{Metric, Sum};
+        let mut m = Metric { name: "m".into(), ..Default::default() }.encode_to_vec();
+        for chunk in [&points[..1], &points[1..]] {
+            let sum =
+                Sum { data_points: chunk.to_vec(), aggregation_temporality: 2, is_monotonic: true }.encode_to_vec();
+            put_len_header(&mut m, 7, sum.len());
+            m.extend_from_slice(&sum);
+        }
+        m
+    }
+
+    fn wrap(field: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_len_header(&mut out, field, body.len());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn a_repeated_data_field_is_merged_not_copied_into_every_cut() {
+        use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric};
+        let points: Vec<NumberDataPoint> = (0..12)
+            .map(|i| NumberDataPoint {
+                attributes: vec![crate::tools::spangen::attr("k", &i.to_string())],
+                ..Default::default()
+            })
+            .collect();
+        let request = wrap(1, &wrap(2, &wrap(2, &metric_with_split_sum(&points))));
+        let owner = |h: u64| (h % 3) as usize;
+        let route = Route { owner: &owner, backends: 3 };
+        let mut key = RouteKey::new(Signal::Metrics, &RoutingKey::StreamId);
+        let mut parts = vec![];
+        Splitter::new().split(&grpc_frame(&request), &mut key, &route, &mut parts).unwrap();
+        assert!(parts.len() > 1, "the points spread");
+        let mut got: Vec<NumberDataPoint> = vec![];
+        for p in &parts {
+            let req = ExportMetricsServiceRequest::decode(&p.framed[5..]).unwrap();
+            let m = &req.resource_metrics[0].scope_metrics[0].metrics[0];
+            let Some(metric::Data::Sum(sum)) = &m.data else { panic!("a sum") };
+            assert!(sum.is_monotonic && sum.aggregation_temporality == 2);
+            got.extend(sum.data_points.iter().cloned());
+        }
+        got.sort_by_key(|p| format!("{:?}", p.attributes));
+        let mut want = points.clone();
+        want.sort_by_key(|p| format!("{:?}", p.attributes));
+        assert_eq!(got, want, "every point exactly once");
+        let whole = grpc_frame(&request);
+        assert_eq!(crate::wire::walk::count_points(&whole, 5..whole.len()), Ok(12));
     }
 }

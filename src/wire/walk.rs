@@ -52,11 +52,13 @@ pub fn count_points(buf: &[u8], range: Range<usize>) -> Result<u64, WireError> {
 
 /// Data points of one `Metric`: field 1 of whichever data field (5, 7, 9, 10, 11) it has.
 fn metric_points(buf: &[u8], metric: Range<usize>) -> Result<u64, WireError> {
-    let mut r = Reader::new(buf, metric);
-    let mut n = 0;
+    let (mut r, mut n, mut member) = (Reader::new(buf, metric), 0, 0);
     while let Some(f) = r.next_field()? {
         if matches!(f.number, 5 | 7 | 9 | 10 | 11) {
-            n = 0;
+            // A repeated oneof member merges; a different one replaces it.
+            if f.number != member {
+                (n, member) = (0, f.number);
+            }
             children(buf, f.len_payload()?, 1, &mut |_| n += 1)?;
         }
     }

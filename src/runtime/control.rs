@@ -44,14 +44,16 @@ pub(super) fn spawn(
             for s in senders {
                 cores.push(s.connect().await);
             }
-            let mut generation = 0;
+            let mut state = State::default();
             while !stop.load(Ordering::SeqCst) {
                 while let Ok(msg) = inbox.try_recv() {
-                    handle(&cores, &mut generation, msg).await;
+                    state.handle(&cores, msg).await;
                 }
                 while let Ok(reply) = scrapes.try_recv() {
+                    // Never wait on a core for a scrape: a stuck core must not stall the
+                    // control plane (updates, reloads, shutdown); its last snapshot stands in.
                     for (core, c) in cores.iter().enumerate() {
-                        let _ = c.send(Control::Scrape { core, reply: reply.clone() }).await;
+                        let _ = c.try_send(Control::Scrape { core, reply: reply.clone() });
                     }
                 }
                 glommio::timer::sleep(Duration::from_millis(20)).await;
@@ -61,18 +63,49 @@ pub(super) fn spawn(
         .map_err(|e| StartError::Cores(format!("control plane: {e}")))
 }
 
-async fn handle(cores: &[ConnectedSender<Control>], generation: &mut u64, msg: ToControl) {
-    match msg {
-        ToControl::Reload { generation: g, spec } => {
-            *generation = g;
-            broadcast(cores, || Control::Reload(spec.clone())).await;
-        }
-        ToControl::Resolved { generation: g, exporter, list } if g == *generation => {
-            if let Some(set) = backend_set(&list) {
-                broadcast(cores, || Control::Backends { exporter, set: set.clone() }).await;
+/// The control plane's memory: the config generation in force, and resolver answers of a
+/// newer generation that arrived before its reload (the reload starts them first).
+#[derive(Default)]
+struct State {
+    generation: u64,
+    ahead: Vec<(u64, usize, Vec<SocketAddr>)>,
+}
+
+impl State {
+    async fn handle(&mut self, cores: &[ConnectedSender<Control>], msg: ToControl) {
+        match msg {
+            ToControl::Reload { generation, spec } => {
+                self.generation = generation;
+                broadcast(cores, || Control::Reload(spec.clone())).await;
+                for (_, exporter, list) in self.take_ahead(generation) {
+                    send_backends(cores, exporter, &list).await;
+                }
             }
+            ToControl::Resolved { generation, exporter, list } if generation == self.generation => {
+                send_backends(cores, exporter, &list).await;
+            }
+            ToControl::Resolved { generation, exporter, list } if generation > self.generation => {
+                self.ahead.retain(|(g, e, _)| !(*g == generation && *e == exporter));
+                self.ahead.push((generation, exporter, list));
+            }
+            ToControl::Resolved { .. } => {}
         }
-        ToControl::Resolved { .. } => {}
+    }
+
+    /// The held answers of `generation`; older ones are dropped.
+    fn take_ahead(&mut self, generation: u64) -> Vec<(u64, usize, Vec<SocketAddr>)> {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ahead)
+            .into_iter()
+            .filter(|(g, _, _)| *g >= generation)
+            .partition(|(g, _, _)| *g == generation);
+        self.ahead = later;
+        now
+    }
+}
+
+async fn send_backends(cores: &[ConnectedSender<Control>], exporter: usize, list: &[SocketAddr]) {
+    if let Some(set) = backend_set(list) {
+        broadcast(cores, || Control::Backends { exporter, set: set.clone() }).await;
     }
 }
 

@@ -58,6 +58,8 @@ pub struct ListenerSpec {
 #[derive(Debug, Clone)]
 pub struct ExporterSpec {
     pub id: ComponentId,
+    /// `false` for the slot of an exporter a reload removed (indexes stay stable): no pool.
+    pub used: bool,
     pub backends: Option<Arc<BackendSet>>,
     pub settings: BackendSettings,
 }

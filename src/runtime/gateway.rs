@@ -149,10 +149,13 @@ impl Gateway {
         let plan = plan(cfg, &self.exporters)?;
         self.check_listeners(&plan)?;
         let bound: Vec<SocketAddr> = self.grpc_addrs.iter().map(|(_, a)| *a).collect();
-        self.generation += 1;
+        // Resolvers first: if one cannot start, nothing has changed. Their first answers may
+        // reach the control plane before the reload does; it holds them until then.
+        let generation = self.generation + 1;
+        self.resolvers = control::start_resolvers(&plan.dns, generation, &self.inbox)?;
+        self.generation = generation;
         let spec = Arc::new(with_addrs(&plan.spec, &bound));
-        let _ = self.inbox.send(ToControl::Reload { generation: self.generation, spec });
-        self.resolvers = control::start_resolvers(&plan.dns, self.generation, &self.inbox)?;
+        let _ = self.inbox.send(ToControl::Reload { generation, spec });
         self.exporters = plan.exporters.clone();
         if let Some(t) = &self.telemetry {
             t.shared.update(telemetry_names(&plan), resolver_stats(&self.resolvers));
@@ -165,10 +168,13 @@ impl Gateway {
         if plan.ids.iter().collect::<Vec<_>>() != ids {
             return Err(ReloadError::NeedsRestart("the set of OTLP/gRPC receivers".into()));
         }
-        let same = |a: &ListenerSpec, b: &ListenerSpec| a.addr == b.addr && a.max_streams == b.max_streams;
+        // The core's request budget was sized from max_recv at start: changing it needs a restart.
+        let same = |a: &ListenerSpec, b: &ListenerSpec| {
+            a.addr == b.addr && a.max_streams == b.max_streams && a.max_recv == b.max_recv
+        };
         match plan.listeners.iter().zip(&self.listeners).position(|(a, b)| !same(a, b)) {
             Some(i) => Err(ReloadError::NeedsRestart(format!(
-                "receiver `{}` (endpoint or max_concurrent_streams)",
+                "receiver `{}` (endpoint, max_concurrent_streams or max_recv_msg_size_mib)",
                 plan.ids[i]
             ))),
             None => Ok(()),

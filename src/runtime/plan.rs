@@ -34,7 +34,7 @@ pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, Start
     let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new() };
     spec.exporters = previous
         .iter()
-        .map(|id| ExporterSpec { id: id.clone(), backends: None, settings: Default::default() })
+        .map(|id| ExporterSpec { id: id.clone(), used: false, backends: None, settings: Default::default() })
         .collect();
     let (mut exporter_ids, mut ids) = (previous.to_vec(), Vec::new());
     let mut built = vec![false; previous.len()];
@@ -60,8 +60,9 @@ pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, Start
         return Err(StartError::NoGrpcReceiver);
     }
     let listeners = spec.listeners.clone();
-    let dns =
-        exporter_ids.iter().enumerate().filter_map(|(i, id)| Some((i, dns_of(cfg.exporters.get(id)?)?))).collect();
+    let used = |i: usize| spec.exporters.get(i).is_some_and(|e| e.used);
+    let dns_at = |(i, id): (usize, &ComponentId)| Some((i, dns_of(cfg.exporters.get(id)?)?)).filter(|_| used(i));
+    let dns = exporter_ids.iter().enumerate().filter_map(dns_at).collect();
     Ok(Plan { spec, ids, listeners, exporters: exporter_ids, dns })
 }
 
@@ -110,7 +111,7 @@ fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, 
         },
         Exporter::Otlp(otlp) => BackendSettings { timeout: otlp.timeout, ..Default::default() },
     };
-    Ok(ExporterSpec { id: id.clone(), backends: backend_set(exporter)?, settings })
+    Ok(ExporterSpec { id: id.clone(), used: true, backends: backend_set(exporter)?, settings })
 }
 
 fn routing_key(exporter: &Exporter, signal: Signal) -> RoutingKey {

@@ -48,7 +48,9 @@ impl Routing {
     pub fn build(spec: CoreSpec, old: Option<&Routing>) -> Self {
         let pool = |e: &ExporterSpec| match &e.backends {
             Some(set) => Some(Rc::new(build_pool(set, &e.settings, old))),
-            None => old.and_then(|o| o.pool_of(e)),
+            // DNS: the current pool serves until the new resolver answers.
+            None if e.used => old.and_then(|o| o.pool_of(e)),
+            None => None,
         };
         let pools: Vec<Option<Rc<Topology>>> = spec.exporters.iter().map(pool).collect();
         let of = |i: usize| pools.get(i).cloned().flatten();

@@ -50,7 +50,7 @@ pub struct Totals {
 impl Totals {
     /// Sums the cores' snapshots.
     pub fn sum(names: &Names, cores: &[CoreSnapshot], resolutions: Vec<(&'static str, Stats)>) -> Totals {
-        let mut t = Totals { resolutions, ..Default::default() };
+        let mut t = Totals { resolutions: by_kind(resolutions), ..Default::default() };
         for r in &names.receivers {
             t.receivers.entry(r.clone()).or_default();
         }
@@ -192,7 +192,7 @@ impl Exposition {
         let t = &self.0;
         let res = |r: &str, ok: bool, n: u64| (vec![("resolver", r.to_string()), ("success", ok.to_string())], n);
         let resolutions: Vec<_> = (t.resolutions.iter())
-            .flat_map(|(r, s)| [res(r, true, s.resolutions - s.failures), res(r, false, s.failures)])
+            .flat_map(|(r, s)| [res(r, true, s.resolutions.saturating_sub(s.failures)), res(r, false, s.failures)])
             .collect();
         let help = "Number of times the resolver has triggered new resolutions.";
         counter(e, "otelcol_loadbalancer_num_resolutions", help, &resolutions)?;
@@ -263,6 +263,22 @@ impl Exposition {
 fn buckets(h: &Histogram) -> Vec<(f64, u64)> {
     let bounds = LATENCY_BOUNDS_MS.iter().copied().chain([f64::INFINITY]);
     bounds.zip(h.buckets.iter().copied()).collect()
+}
+
+/// One sum per resolver kind: several resolvers of a kind are one series.
+fn by_kind(resolutions: Vec<(&'static str, Stats)>) -> Vec<(&'static str, Stats)> {
+    let mut out: Vec<(&'static str, Stats)> = Vec::new();
+    for (kind, s) in resolutions {
+        match out.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, t)) => {
+                t.resolutions += s.resolutions;
+                t.failures += s.failures;
+                t.updates += s.updates;
+            }
+            None => out.push((kind, s)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -101,7 +101,8 @@ impl Shared {
     /// resolver counters restart with the new resolvers).
     pub fn update(&self, names: Names, resolvers: Vec<(&'static str, StatsHandle)>) {
         *self.names.lock().unwrap_or_else(|e| e.into_inner()) = names;
-        *self.resolvers.lock().unwrap_or_else(|e| e.into_inner()) = resolvers;
+        // Replaced resolvers' handles stay (frozen): the counters keep counting up across reloads.
+        self.resolvers.lock().unwrap_or_else(|e| e.into_inner()).extend(resolvers);
     }
 
     fn names(&self) -> Names {

@@ -1,6 +1,5 @@
 //! The command line as an operator uses it: validate, run with SIGTERM, demo.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,6 +41,53 @@ fn run_refuses_a_bad_config_before_binding() {
     assert_eq!(out.status.code(), Some(64));
 }
 
+/// Stderr lines of `child` as they come, read on a thread.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads lines until the gateway says it listens (signal handlers are in place by then).
+fn until_listening(lines: &std::sync::mpsc::Receiver<String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(15)) {
+        let done = line.contains("OTLP/gRPC on");
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+    panic!("the gateway never said it listens: {seen:?}");
+}
+
+/// SIGTERM, then waits (up to 15 s) for the exit; returns the status and every line.
+fn terminate(
+    child: &mut std::process::Child,
+    lines: &std::sync::mpsc::Receiver<String>,
+    mut seen: Vec<String>,
+) -> (std::process::ExitStatus, String) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    seen.extend(lines.iter());
+    (status, seen.join("\n"))
+}
+
 #[test]
 fn run_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("otlp-gw-cli-{}", std::process::id()));
@@ -55,19 +101,10 @@ fn run_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let lines = stderr_lines(&mut child);
+    let seen = until_listening(&lines);
     assert!(child.try_wait().unwrap().is_none(), "gateway is running");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(15), "gateway did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (status, err) = terminate(&mut child, &lines, seen);
     assert!(status.success(), "{err}");
     assert!(err.contains("OTLP/gRPC on 127.0.0.1:") && err.contains("stopped"), "{err}");
 }
@@ -127,15 +164,9 @@ fn json_logs_are_one_object_per_line() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(15), "gateway did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let lines = stderr_lines(&mut child);
+    let seen = until_listening(&lines);
+    let (_, err) = terminate(&mut child, &lines, seen);
     let lines: Vec<serde_json::Value> = err.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
     assert!(lines.len() >= 3, "{err}");
     assert!(lines.iter().all(|l| l["level"] == "info" && l["ts"].is_string()), "{err}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use glommio::net::TcpStream;
 use h2::client::SendRequest;
-use http::{Request, Uri};
+use http::{HeaderMap, Request, Uri};
 
 use super::error::ExportError;
 use crate::grpc::{Status, UnaryReader};
@@ -42,19 +42,32 @@ pub async fn connect(
 /// Sends `framed` (one gRPC message, prefix included) to `uri` and returns the response
 /// message (prefix included) once the backend answered OK.
 pub async fn unary(send: SendRequest<Bytes>, uri: Uri, framed: Bytes, timeout: Duration) -> Result<Bytes, ExportError> {
-    match glommio::timer::timeout(timeout, async { Ok(call(send, uri, framed).await) }).await {
+    unary_with(send, uri, framed, timeout, &HeaderMap::new()).await
+}
+
+/// [`unary`] with `headers` added to the request (`grpc-encoding` when `framed` is
+/// compressed, the exporter's configured `headers`).
+pub async fn unary_with(
+    send: SendRequest<Bytes>,
+    uri: Uri,
+    framed: Bytes,
+    timeout: Duration,
+    headers: &HeaderMap,
+) -> Result<Bytes, ExportError> {
+    match glommio::timer::timeout(timeout, async { Ok(call(send, uri, framed, headers).await) }).await {
         Ok(result) => result,
         Err(_) => Err(ExportError::Timeout(timeout)),
     }
 }
 
-async fn call(send: SendRequest<Bytes>, uri: Uri, framed: Bytes) -> Result<Bytes, ExportError> {
+async fn call(send: SendRequest<Bytes>, uri: Uri, framed: Bytes, headers: &HeaderMap) -> Result<Bytes, ExportError> {
     let mut send = send.ready().await.map_err(lost)?;
-    let req = Request::post(uri)
+    let mut req = Request::post(uri)
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(())
         .map_err(|_| ExportError::BadResponse("invalid request URI"))?;
+    req.headers_mut().extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     let (response, mut body) = send.send_request(req, false).map_err(lost)?;
     body.send_data(framed, true).map_err(lost)?;
     let response = response.await.map_err(lost)?;

@@ -36,6 +36,7 @@ pub use model::*;
 pub use otlp::{DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
 };
 pub use render::{MASK, effective_yaml, mask_secrets};
 pub use routes::SignalRoute;

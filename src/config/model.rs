@@ -75,6 +75,10 @@ pub struct GrpcServer {
 pub struct HttpServer {
     /// Default `localhost:4318`.
     pub endpoint: HostPort,
+    /// `max_request_body_size`, in bytes, applied to the body as sent and again after
+    /// decompression. Default 20 MiB, as in the collector. Size it to the largest batch a
+    /// client sends; every in-flight request may hold this much memory on a core.
+    pub max_request_body_size: usize,
 }
 
 /// Which signal a pipeline carries.

@@ -4,10 +4,11 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
+use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerKind, ListenerSpec, PipelineSpec};
 use super::gateway::StartError;
 use crate::config::{
-    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, Resolver, RoutingKey, Signal,
+    ComponentId, Config, DEFAULT_MAX_CONCURRENT_STREAMS, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpReceiver,
+    Resolver, RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
 use crate::routing::Ring;
@@ -15,7 +16,7 @@ use crate::routing::Ring;
 /// What the cores will run, derived from the config's routes.
 pub(super) struct Plan {
     pub spec: CoreSpec,
-    /// Receiver ids, indexed like `spec.listeners`.
+    /// Receiver ids, indexed by `ListenerSpec::receiver`.
     pub ids: Vec<ComponentId>,
     /// The listeners as configured (before port 0 is bound).
     pub listeners: Vec<ListenerSpec>,
@@ -41,7 +42,6 @@ pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, Start
         else {
             continue;
         };
-        let Some(grpc) = &receiver.grpc else { continue };
         let build = || exporter_spec(&route.exporter, exporter);
         let e = index_of(&mut exporter_ids, &route.exporter, build, &mut spec.exporters)?;
         if !built.get(e).copied().unwrap_or(true) {
@@ -51,8 +51,12 @@ pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, Start
         let pipeline = PipelineSpec { signal: route.signal, key: routing_key(exporter, route.signal), exporter: e };
         let p =
             position_or_push(&mut spec.pipelines, pipeline, |a, b| a.signal == b.signal && a.exporter == b.exporter);
-        let l = index_of(&mut ids, &route.receiver, || listener_spec(grpc), &mut spec.listeners)?;
-        spec.listeners[l].routes[route.signal as usize] = Some(p);
+        let r = position_or_push(&mut ids, route.receiver.clone(), |a, b| a == b);
+        for listener in listener_specs(receiver, r)? {
+            let l =
+                position_or_push(&mut spec.listeners, listener, |a, b| (a.receiver, a.kind) == (b.receiver, b.kind));
+            spec.listeners[l].routes[route.signal as usize] = Some(p);
+        }
     }
     if spec.listeners.is_empty() {
         return Err(StartError::NoGrpcReceiver);
@@ -85,14 +89,34 @@ fn position_or_push<T>(values: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> b
     })
 }
 
-fn listener_spec(grpc: &GrpcServer) -> Result<ListenerSpec, StartError> {
-    let addr = resolve_one("receiver endpoint", &grpc.endpoint)?;
-    Ok(ListenerSpec {
-        addr,
-        max_recv: grpc.max_recv_msg_size,
-        max_streams: grpc.max_concurrent_streams,
-        routes: [None; 3],
-    })
+/// The receiver's listeners: its gRPC server, then its HTTP server, as configured.
+fn listener_specs(receiver: &OtlpReceiver, index: usize) -> Result<Vec<ListenerSpec>, StartError> {
+    let mut specs = Vec::new();
+    if let Some(grpc) = &receiver.grpc {
+        let addr = resolve_one("receiver endpoint", &grpc.endpoint)?;
+        let (max_recv, max_streams) = (grpc.max_recv_msg_size, grpc.max_concurrent_streams);
+        specs.push(ListenerSpec {
+            kind: ListenerKind::Grpc,
+            receiver: index,
+            addr,
+            max_recv,
+            max_streams,
+            routes: [None; 3],
+        });
+    }
+    if let Some(http) = &receiver.http {
+        let addr = resolve_one("receiver endpoint", &http.endpoint)?;
+        let (max_recv, max_streams) = (http.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS);
+        specs.push(ListenerSpec {
+            kind: ListenerKind::Http,
+            receiver: index,
+            addr,
+            max_recv,
+            max_streams,
+            routes: [None; 3],
+        });
+    }
+    Ok(specs)
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {

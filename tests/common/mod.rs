@@ -2,6 +2,8 @@
 //! client. Everything binds 127.0.0.1:0 and stops by itself.
 #![allow(dead_code)]
 
+pub mod http1;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,6 +37,8 @@ pub struct ConfigBuilder {
     telemetry: String,
     /// Enables the health check extension on 127.0.0.1:0.
     health_check: bool,
+    /// Adds an OTLP/HTTP server on 127.0.0.1:0 with this `max_request_body_size` (or the default).
+    http: Option<Option<u64>>,
 }
 
 impl ConfigBuilder {
@@ -47,6 +51,7 @@ impl ConfigBuilder {
             dns: None,
             telemetry: "    metrics:\n      address: 127.0.0.1:0\n".into(),
             health_check: false,
+            http: None,
         }
     }
 
@@ -87,6 +92,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds the receiver's OTLP/HTTP server on 127.0.0.1:0.
+    pub fn http(mut self) -> Self {
+        self.http = Some(None);
+        self
+    }
+
+    /// Adds the OTLP/HTTP server with `max_request_body_size: bytes`.
+    pub fn http_max_body(mut self, bytes: u64) -> Self {
+        self.http = Some(Some(bytes));
+        self
+    }
+
     pub fn max_recv_mib(mut self, mib: u32) -> Self {
         self.max_recv_mib = Some(mib);
         self
@@ -122,6 +139,13 @@ impl ConfigBuilder {
 
     pub fn yaml(&self) -> String {
         let max = self.max_recv_mib.map(|m| format!("\n        max_recv_msg_size_mib: {m}")).unwrap_or_default();
+        let http = match self.http {
+            None => String::new(),
+            Some(None) => "      http:\n        endpoint: 127.0.0.1:0\n".into(),
+            Some(Some(b)) => {
+                format!("      http:\n        endpoint: 127.0.0.1:0\n        max_request_body_size: {b}\n")
+            }
+        };
         let exporters: String = self.pipelines.iter().map(|(s, k)| self.exporter(s, k)).collect();
         let pipelines: String = self
             .pipelines
@@ -133,7 +157,7 @@ impl ConfigBuilder {
             false => ("", ""),
         };
         format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n\
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n{http}\
              exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}",
             self.telemetry
         )

@@ -31,10 +31,10 @@ fn null_grpc_means_enabled_with_defaults() {
 fn null_http_means_enabled_with_defaults() {
     let http_only = receiver("      http:");
     assert_eq!(http_only.grpc, None);
-    assert_eq!(http_only.http, Some(HttpServer { endpoint: hp("localhost", 4318) }));
+    assert_eq!(http_only.http, Some(HttpServer { endpoint: hp("localhost", 4318), max_request_body_size: 20 << 20 }));
     let both = receiver("      grpc:\n      http:\n        endpoint: 0.0.0.0:4318");
     assert!(both.grpc.is_some());
-    assert_eq!(both.http, Some(HttpServer { endpoint: hp("0.0.0.0", 4318) }));
+    assert_eq!(both.http, Some(HttpServer { endpoint: hp("0.0.0.0", 4318), max_request_body_size: 20 << 20 }));
 }
 
 #[test]

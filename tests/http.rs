@@ -6,10 +6,12 @@ mod common;
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use common::http1::{Http1, Reply};
-use common::{ConfigBuilder, sinks};
+use common::{ConfigBuilder, connect, on_client, sinks};
 use otlp_gateway::compression::Encoding;
 use otlp_gateway::config::Signal;
+use otlp_gateway::receiver::http_json;
 use otlp_gateway::tools::spangen;
 use prost::Message;
 
@@ -58,6 +60,7 @@ fn protobuf_over_keep_alive_and_chunked_bodies_arrives_intact() {
 fn official_json_examples_are_accepted_and_arrive() {
     let sink = sinks(1);
     let gw = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]).http().start();
+    sink.stats[0].keep_bodies();
     let mut c = Http1::connect(http_addr(&gw));
     let replies = [
         c.post("/v1/traces", &[JSON], &example("trace.json")),
@@ -78,6 +81,58 @@ fn official_json_examples_are_accepted_and_arrive() {
     assert!(s.items(Signal::Metrics) >= 4, "metrics.json data points: {}", s.items(Signal::Metrics));
     let trace_id = hex_id("5B8EFFF798038103D269B633813FC60C");
     assert_eq!(s.traces().get(&trace_id), Some(&1));
+    // Each arrived as exactly the protobuf its JSON transcodes to.
+    let sent = [
+        (Signal::Traces, "trace.json"),
+        (Signal::Metrics, "metrics.json"),
+        (Signal::Logs, "logs.json"),
+        (Signal::Logs, "events.json"),
+    ];
+    let arrived = s.bodies();
+    assert_eq!(arrived.len(), sent.len());
+    for ((signal, name), (got_signal, body)) in sent.iter().zip(&arrived) {
+        let framed = http_json::request_to_framed(*signal, &example(name)).unwrap();
+        assert_eq!(got_signal, signal);
+        assert_eq!(decoded(*signal, body), decoded(*signal, &framed[5..]), "{name}");
+    }
+    sink.stop();
+}
+
+/// A body decoded by prost and printed, so that any difference shows.
+fn decoded(signal: Signal, body: &[u8]) -> String {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    match signal {
+        Signal::Traces => format!("{:?}", ExportTraceServiceRequest::decode(body).unwrap()),
+        Signal::Metrics => format!("{:?}", ExportMetricsServiceRequest::decode(body).unwrap()),
+        Signal::Logs => format!("{:?}", ExportLogsServiceRequest::decode(body).unwrap()),
+    }
+}
+
+#[test]
+fn h2c_with_prior_knowledge_is_served() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).http().start();
+    let addr = http_addr(&gw);
+    let body = Bytes::from(spangen::request("svc", 20, 2, 5).encode_to_vec());
+    let statuses = on_client(move || async move {
+        let send = connect(addr).await;
+        let mut statuses = Vec::new();
+        for path in ["/v1/traces", "/v1/traces", "/v1/nope"] {
+            let req = http::Request::post(format!("http://{addr}{path}"))
+                .header("content-type", "application/x-protobuf")
+                .body(())
+                .unwrap();
+            let (response, mut stream) = send.clone().ready().await.unwrap().send_request(req, false).unwrap();
+            stream.send_data(body.clone(), true).unwrap();
+            statuses.push(response.await.unwrap().status().as_u16());
+        }
+        statuses
+    });
+    gw.shutdown();
+    assert_eq!(statuses, [200, 200, 404]);
+    assert_eq!(sink.total_spans(), 40);
     sink.stop();
 }
 

@@ -190,6 +190,86 @@ mod tests {
         }
     }
 
+    fn string_attr(key: &str, value: &str) -> KeyValue {
+        let value = Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) });
+        KeyValue { key: key.into(), value, ..Default::default() }
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// The official example, built by hand field by field.
+    #[test]
+    fn the_official_trace_example_matches_its_protobuf() {
+        use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        let json = include_bytes!("../../tests/data/otlp-examples/trace.json");
+        let span = Span {
+            trace_id: hex("5B8EFFF798038103D269B633813FC60C"),
+            span_id: hex("EEE19B7EC3C1B174"),
+            parent_span_id: hex("EEE19B7EC3C1B173"),
+            name: "I'm a server span".into(),
+            start_time_unix_nano: 1_544_712_660_000_000_000,
+            end_time_unix_nano: 1_544_712_661_000_000_000,
+            kind: 2,
+            attributes: vec![string_attr("my.span.attr", "some value")],
+            ..Default::default()
+        };
+        let scope = InstrumentationScope {
+            name: "my.library".into(),
+            version: "1.0.0".into(),
+            attributes: vec![string_attr("my.scope.attribute", "some scope attribute")],
+            ..Default::default()
+        };
+        let resource = Resource { attributes: vec![string_attr("service.name", "my.service")], ..Default::default() };
+        let scope_spans = vec![ScopeSpans { scope: Some(scope), spans: vec![span], ..Default::default() }];
+        let rs = ResourceSpans { resource: Some(resource), scope_spans, ..Default::default() };
+        let want = ExportTraceServiceRequest { resource_spans: vec![rs] };
+        assert_eq!(decode_trace(&request_to_framed(Signal::Traces, json).unwrap()), want);
+    }
+
+    #[test]
+    fn the_official_log_and_event_examples_keep_every_field() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest as Logs;
+        let decode = |json: &[u8]| {
+            let framed = request_to_framed(Signal::Logs, json).unwrap();
+            let logs = Logs::decode(&framed[GRPC_PREFIX..]).unwrap();
+            logs.resource_logs[0].scope_logs[0].log_records[0].clone()
+        };
+        let log = decode(include_bytes!("../../tests/data/otlp-examples/logs.json"));
+        assert_eq!((log.time_unix_nano, log.severity_number), (1_544_712_660_300_000_000, 10));
+        assert_eq!(log.trace_id, hex("5B8EFFF798038103D269B633813FC60C"));
+        assert_eq!(log.span_id, hex("EEE19B7EC3C1B174"));
+        let body = log.body.and_then(|b| b.value);
+        assert_eq!(body, Some(any_value::Value::StringValue("Example log record".into())));
+        let int = log.attributes.iter().find(|a| a.key == "int.attribute").and_then(|a| a.value.clone());
+        assert_eq!(int.and_then(|v| v.value), Some(any_value::Value::IntValue(10)));
+        assert_eq!(log.attributes.len(), 6);
+        let event = decode(include_bytes!("../../tests/data/otlp-examples/events.json"));
+        assert_eq!(event.event_name, "browser.page_view");
+        let Some(any_value::Value::KvlistValue(kv)) = event.body.and_then(|b| b.value) else { panic!("kvlist body") };
+        assert_eq!(kv.values.len(), 4);
+    }
+
+    #[test]
+    fn the_official_metrics_example_keeps_every_data_type() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest as Metrics;
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let json = include_bytes!("../../tests/data/otlp-examples/metrics.json");
+        let framed = request_to_framed(Signal::Metrics, json).unwrap();
+        let req = Metrics::decode(&framed[GRPC_PREFIX..]).unwrap();
+        let metrics = &req.resource_metrics[0].scope_metrics[0].metrics;
+        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["my.counter", "my.gauge", "my.histogram", "my.exponential.histogram"]);
+        let Some(Data::Sum(sum)) = &metrics[0].data else { panic!("sum") };
+        assert!(sum.is_monotonic && sum.aggregation_temporality == 1, "{sum:?}");
+        let Some(Data::Histogram(h)) = &metrics[2].data else { panic!("histogram") };
+        assert!(!h.data_points[0].bucket_counts.is_empty() && h.data_points[0].count > 0, "{h:?}");
+        let Some(Data::ExponentialHistogram(e)) = &metrics[3].data else { panic!("exponential histogram") };
+        assert!(e.data_points[0].positive.is_some(), "{e:?}");
+    }
+
     #[test]
     fn partial_success_becomes_json() {
         let partial = ExportTracePartialSuccess { rejected_spans: 3, error_message: "bad spans".into() };

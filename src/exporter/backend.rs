@@ -24,6 +24,8 @@ pub struct BackendSettings {
     pub connect_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// The exporter's `compression` and `headers`.
+    pub call: call::CallOptions,
 }
 
 impl Default for BackendSettings {
@@ -33,6 +35,7 @@ impl Default for BackendSettings {
             connect_timeout: Duration::from_secs(1),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            call: Default::default(),
         }
     }
 }
@@ -76,7 +79,7 @@ impl Backend {
     pub async fn export(self: &Rc<Self>, path: &'static str, framed: Bytes) -> Result<Bytes, ExportError> {
         let (generation, send) = self.sender().await?;
         let uri = self.uri(path)?;
-        let result = call::unary(send, uri, framed, self.settings.timeout).await;
+        let result = call::export(send, uri, framed, self.settings.timeout, &self.settings.call).await;
         // A timed-out connection may be black-holed (no RST, no FIN): the next request dials
         // afresh, while streams still running on the old one finish on it.
         if matches!(result, Err(ExportError::ConnectionLost(_) | ExportError::Timeout(_))) {

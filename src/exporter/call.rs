@@ -10,9 +10,53 @@ use h2::client::SendRequest;
 use http::{HeaderMap, Request, Uri};
 
 use super::error::ExportError;
+use crate::compression::Encoding;
 use crate::grpc::{Status, UnaryReader};
 use crate::runtime::io::TokioIo;
 use crate::runtime::tuning;
+use crate::wire::GRPC_PREFIX;
+
+/// How export calls are sent: the exporter's `compression` and `headers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    pub compression: Encoding,
+    /// The configured `headers`, plus `grpc-encoding` when compressing.
+    pub headers: HeaderMap,
+}
+
+impl CallOptions {
+    pub fn new(compression: Encoding, mut headers: HeaderMap) -> Self {
+        if compression != Encoding::Identity {
+            headers.insert("grpc-encoding", http::HeaderValue::from_static(compression.name()));
+        }
+        CallOptions { compression, headers }
+    }
+
+    /// `framed` compressed per the options (flag set); as it came if identity, or in the
+    /// impossible case that encoding into memory fails (flag 0 is valid with any encoding).
+    pub fn encode(&self, framed: Bytes) -> Bytes {
+        if self.compression == Encoding::Identity || framed.len() < GRPC_PREFIX {
+            return framed;
+        }
+        let Ok(packed) = self.compression.encode(&framed[GRPC_PREFIX..]) else { return framed };
+        let mut out = Vec::with_capacity(GRPC_PREFIX + packed.len());
+        out.push(1);
+        out.extend_from_slice(&u32::try_from(packed.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(&packed);
+        Bytes::from(out)
+    }
+}
+
+/// [`unary_with`] under `options`: the message compressed, the headers sent.
+pub async fn export(
+    send: SendRequest<Bytes>,
+    uri: Uri,
+    framed: Bytes,
+    timeout: Duration,
+    options: &CallOptions,
+) -> Result<Bytes, ExportError> {
+    unary_with(send, uri, options.encode(framed), timeout, &options.headers).await
+}
 
 /// Largest response we read from a backend: OTLP responses are tiny (partial success).
 const MAX_RESPONSE: usize = 64 * 1024;

@@ -24,7 +24,7 @@ use crate::runtime::tuning;
 use crate::wire::GRPC_PREFIX;
 
 /// The request encodings this server decodes, as advertised in `grpc-accept-encoding`.
-pub const ACCEPT_ENCODING: &str = "gzip, zstd, identity";
+pub const ACCEPT_ENCODING: &str = "gzip, zstd, snappy, identity";
 
 /// A unary gRPC service: the gateway pipeline, or the test sink.
 pub trait GrpcService: 'static {
@@ -159,11 +159,12 @@ fn check_head<S: GrpcService>(req: &Request<RecvStream>, service: &S) -> Result<
     Ok((method, encoding))
 }
 
-/// The request's `grpc-encoding`: identity, gzip or zstd.
+/// The request's `grpc-encoding`: identity, gzip, zstd or snappy (framed, as the collector's
+/// codec writes it).
 fn request_encoding(headers: &HeaderMap) -> Result<Encoding, Status> {
     let Some(value) = headers.get("grpc-encoding") else { return Ok(Encoding::Identity) };
     match Encoding::from_token(value.as_bytes()) {
-        Some(e @ (Encoding::Identity | Encoding::Gzip | Encoding::Zstd)) => Ok(e),
+        Some(e @ (Encoding::Identity | Encoding::Gzip | Encoding::Zstd | Encoding::Snappy)) => Ok(e),
         _ => Err(Status::new(
             Code::Unimplemented,
             format!("unsupported grpc-encoding; this server accepts {ACCEPT_ENCODING}"),

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerKind, ListenerSpec, PipelineSpec};
 use super::gateway::StartError;
+use crate::compression::Encoding;
 use crate::config::{
-    ComponentId, Config, DEFAULT_MAX_CONCURRENT_STREAMS, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpReceiver,
-    Resolver, RoutingKey, Signal,
+    ComponentId, Compression, Config, DEFAULT_MAX_CONCURRENT_STREAMS, DnsResolver, Exporter, HostPort, LoadBalancing,
+    OtlpReceiver, Resolver, RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
+use crate::exporter::call::CallOptions;
 use crate::routing::Ring;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// What the cores will run, derived from the config's routes.
 pub(super) struct Plan {
@@ -124,8 +127,25 @@ fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, 
         Exporter::LoadBalancing(lb) => &lb.protocol,
         Exporter::Otlp(otlp) => otlp,
     };
-    let settings = BackendSettings { timeout: protocol.timeout, ..Default::default() };
+    let call = CallOptions::new(encoding(protocol.compression), header_map(&protocol.headers));
+    let settings = BackendSettings { timeout: protocol.timeout, call, ..Default::default() };
     Ok(ExporterSpec { id: id.clone(), backends: backend_set(exporter)?, settings })
+}
+
+fn encoding(c: Compression) -> Encoding {
+    match c {
+        Compression::None => Encoding::Identity,
+        Compression::Gzip => Encoding::Gzip,
+        Compression::Zstd => Encoding::Zstd,
+        Compression::Snappy => Encoding::Snappy,
+    }
+}
+
+/// The configured headers (names and values were checked when the config was parsed).
+fn header_map(headers: &[(String, String)]) -> HeaderMap {
+    let parse =
+        |(k, v): &(String, String)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?));
+    headers.iter().filter_map(parse).collect()
 }
 
 fn routing_key(exporter: &Exporter, signal: Signal) -> RoutingKey {

@@ -39,6 +39,8 @@ pub struct ConfigBuilder {
     health_check: bool,
     /// Adds an OTLP/HTTP server on 127.0.0.1:0 with this `max_request_body_size` (or the default).
     http: Option<Option<u64>>,
+    /// Extra `protocol.otlp` lines (e.g. `compression: zstd`), indented 8.
+    otlp_extra: String,
 }
 
 impl ConfigBuilder {
@@ -52,6 +54,7 @@ impl ConfigBuilder {
             telemetry: "    metrics:\n      address: 127.0.0.1:0\n".into(),
             health_check: false,
             http: None,
+            otlp_extra: String::new(),
         }
     }
 
@@ -104,6 +107,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds `line` (YAML, one key) to every exporter's `protocol.otlp`.
+    pub fn otlp(mut self, line: &str) -> Self {
+        self.otlp_extra.push_str(&format!("        {line}\n"));
+        self
+    }
+
     pub fn max_recv_mib(mut self, mib: u32) -> Self {
         self.max_recv_mib = Some(mib);
         self
@@ -131,8 +140,9 @@ impl ConfigBuilder {
     fn exporter(&self, signal: &str, key: &Option<String>) -> String {
         let key = key.as_ref().map(|k| format!("    routing_key: {k}\n")).unwrap_or_default();
         format!(
-            "  loadbalancing/{signal}:\n{key}    protocol:\n      otlp:\n        timeout: {}\n        tls:\n          insecure: true\n    resolver:\n{}",
+            "  loadbalancing/{signal}:\n{key}    protocol:\n      otlp:\n        timeout: {}\n{}        tls:\n          insecure: true\n    resolver:\n{}",
             self.timeout,
+            self.otlp_extra,
             self.resolver()
         )
     }

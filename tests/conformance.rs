@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -125,4 +126,86 @@ fn python_sdk_exporters_over_grpc_and_http_arrive_intact() {
     }
     assert_eq!(arrived.spans.len(), 100);
     assert_eq!(arrived.logs.len(), 60);
+}
+
+/// The NGINX example of docs/operations.md with its listen ports and upstream servers swapped
+/// for ours, inside a minimal `http` block that keeps NGINX's files in `dir`.
+fn nginx_conf(dir: &std::path::Path, listen: [u16; 2], gateways: [(SocketAddr, SocketAddr); 2]) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
+    let block = doc.split("```nginx\n").nth(1).and_then(|rest| rest.split("```").next()).expect("NGINX example");
+    let mut block = block.replace("listen 4317 http2;", &format!("listen 127.0.0.1:{} http2;", listen[0]));
+    block = block.replace("listen 4318;", &format!("listen 127.0.0.1:{};", listen[1]));
+    for (i, (grpc, http)) in gateways.iter().enumerate() {
+        block = block.replace(&format!("gateway{}:4317", i + 1), &grpc.to_string());
+        block = block.replace(&format!("gateway{}:4318", i + 1), &http.to_string());
+    }
+    let d = dir.display();
+    format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 256; }}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/body;\n\
+         proxy_temp_path {d}/proxy;\n    client_max_body_size 20m;\n    client_body_buffer_size 1m;\n{block}}}\n"
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// NGINX (Debian's nginx-light, installed by .ci/run) running `conf` until dropped.
+struct Nginx(std::process::Child);
+
+impl Nginx {
+    fn start(dir: &std::path::Path, conf: &str, port: u16) -> Nginx {
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new("nginx")
+            .args(["-p", dir.to_str().unwrap(), "-c", path.to_str().unwrap()])
+            .spawn()
+            .expect("nginx is not installed (apt-get install nginx-light; .ci/run does)");
+        let nginx = Nginx(child);
+        let up = common::wait_until(std::time::Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "nginx did not listen: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGQUIT: the master stops its workers, then exits.
+        let _ = Command::new("kill").args(["-QUIT", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn python_sdk_through_nginx_to_two_gateways_arrives_intact() {
+    let sink = sinks(2);
+    sink.stats.iter().for_each(|s| s.keep_bodies());
+    let builder = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]).http();
+    let (gw1, gw2) = (builder.start(), builder.start());
+    let dir = std::env::temp_dir().join(format!("otlp-gw-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Workers run as an unprivileged user and write request bodies here.
+    Command::new("chmod").args(["777", dir.to_str().unwrap()]).status().unwrap();
+    let listen = [free_port(), free_port()];
+    let gateways = [(gw1.grpc_addr, gw1.http_addrs[0].1), (gw2.grpc_addr, gw2.http_addrs[0].1)];
+    let nginx = Nginx::start(&dir, &nginx_conf(&dir, listen, gateways), listen[1]);
+    let grpc = SocketAddr::from(([127, 0, 0, 1], listen[0]));
+    let http = SocketAddr::from(([127, 0, 0, 1], listen[1]));
+    let runs = [("grpc", grpc, "ng"), ("grpc-gzip", grpc, "ngz"), ("http", http, "nh"), ("http-gzip", http, "nhz")];
+    let sent: Vec<_> = runs.iter().map(|(mode, addr, tag)| (*tag, run_client(mode, *addr, tag))).collect();
+    drop(nginx);
+    gw1.shutdown();
+    gw2.shutdown();
+    let mut arrived = Arrived::default();
+    for stats in &sink.stats {
+        stats.bodies().iter().for_each(|(signal, body)| arrived.take(*signal, body));
+    }
+    sink.stop();
+    for (tag, sent) in &sent {
+        check(&arrived, sent, tag);
+    }
+    assert_eq!(arrived.spans.len(), 100);
 }

@@ -211,3 +211,29 @@ fn backend_failures_map_to_retryable_statuses_with_retry_after() {
     assert_eq!(invalid.header("retry-after"), None);
     sink.stop();
 }
+
+#[test]
+fn slow_headers_and_idle_keep_alive_connections_are_closed_after_read_header_timeout() {
+    use std::io::Read;
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).http().http_setting("read_header_timeout: 300ms").start();
+    let addr = http_addr(&gw);
+    let body = spangen::request("svc", 3, 1, 1).encode_to_vec();
+    // A connection that served one request, then idles.
+    let mut idle = Http1::connect(addr);
+    assert_eq!(idle.post("/v1/traces", &[PROTOBUF], &body).status, 200);
+    // A connection that starts a request and never finishes its headers.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut slow, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = slow.read_to_end(&mut rest).is_ok();
+    let waited = started.elapsed();
+    let idle_closed = idle.is_closed();
+    gw.shutdown();
+    sink.stop();
+    assert!(closed, "the slow connection was closed");
+    assert!(waited < std::time::Duration::from_secs(3), "closed after {waited:?}");
+    assert!(idle_closed, "the idle keep-alive connection was closed");
+}

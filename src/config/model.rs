@@ -79,6 +79,10 @@ pub struct HttpServer {
     /// decompression. Default 20 MiB, as in the collector. Size it to the largest batch a
     /// client sends; every in-flight request may hold this much memory on a core.
     pub max_request_body_size: usize,
+    /// `read_header_timeout`: how long a connection may take to send a request's headers,
+    /// counted from when it starts waiting for them, so it also closes idle keep-alive
+    /// connections. Default 1m, as in the collector.
+    pub read_header_timeout: std::time::Duration,
 }
 
 /// Which signal a pipeline carries.

@@ -116,11 +116,55 @@ impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
     }
 }
 
+/// What bounds one listener's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// HTTP/2 streams per connection.
+    pub max_streams: u32,
+    /// How long an HTTP/1.1 connection may take to send a request's headers, counted from when
+    /// it starts waiting for them: also the idle timeout of keep-alive connections.
+    pub header_timeout: Duration,
+}
+
+/// hyper's timer, on glommio's timers.
+#[derive(Clone, Copy)]
+struct LocalTimer;
+
+/// A glommio timer as hyper's `Sleep`, which must be `Send + Sync`.
+struct LocalSleep(glommio::timer::Timer);
+
+// SAFETY: hyper creates, polls and drops a sleep only inside the connection that asked for it,
+// and every connection (and each of its HTTP/2 streams, through `LocalExec`) is a glommio task
+// that stays on the thread that spawned it; a `LocalSleep` therefore never crosses threads.
+unsafe impl Send for LocalSleep {}
+// SAFETY: as above: never shared with another thread.
+unsafe impl Sync for LocalSleep {}
+
+impl Future for LocalSleep {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl hyper::rt::Sleep for LocalSleep {}
+
+impl hyper::rt::Timer for LocalTimer {
+    fn sleep(&self, duration: Duration) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(LocalSleep(glommio::timer::Timer::new(duration)))
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+    }
+}
+
 /// Accepts connections until shutdown; each connection runs as a task under `gate`.
 pub async fn serve<S: GrpcService>(
     listener: TcpListener,
     service: Rc<S>,
-    max_streams: u32,
+    limits: Limits,
     shutdown: Shutdown,
     gate: Rc<Gate>,
 ) {
@@ -132,7 +176,7 @@ pub async fn serve<S: GrpcService>(
             None
         };
         match future::or(accept, stop).await {
-            Some(Ok(tcp)) => match gate.spawn(serve_connection(tcp, service.clone(), max_streams, shutdown.clone())) {
+            Some(Ok(tcp)) => match gate.spawn(serve_connection(tcp, service.clone(), limits, shutdown.clone())) {
                 Ok(task) => drop(task.detach()),
                 Err(_) => return,
             },
@@ -142,19 +186,19 @@ pub async fn serve<S: GrpcService>(
     }
 }
 
-fn builder(max_streams: u32) -> auto::Builder<LocalExec> {
+fn builder(limits: Limits) -> auto::Builder<LocalExec> {
     let mut b = auto::Builder::new(LocalExec);
-    // No hyper timer on glommio: the body deadline is ours (REQUEST_READ_TIMEOUT).
-    b.http1().keep_alive(true).header_read_timeout(None);
+    // The body deadline is ours (REQUEST_READ_TIMEOUT); the header deadline is hyper's.
+    b.http1().keep_alive(true).timer(LocalTimer).header_read_timeout(limits.header_timeout);
     b.http2()
-        .max_concurrent_streams(max_streams)
+        .max_concurrent_streams(limits.max_streams)
         .initial_stream_window_size(tuning::STREAM_WINDOW)
         .initial_connection_window_size(tuning::CONN_WINDOW);
     b
 }
 
 /// Serves one connection until the peer leaves or shutdown has drained it.
-async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_streams: u32, shutdown: Shutdown) {
+async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits: Limits, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
     let io = hyper_util::rt::TokioIo::new(TokioIo::new(tcp));
@@ -162,7 +206,7 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_st
         let service = service.clone();
         async move { Ok::<_, Infallible>(handle(req, &*service).await) }
     });
-    let builder = builder(max_streams);
+    let builder = builder(limits);
     let conn = builder.serve_connection(io, handler);
     let mut conn = std::pin::pin!(conn);
     let stop = async {

@@ -64,6 +64,8 @@ pub struct ListenerSpec {
     pub addr: SocketAddr,
     pub max_recv: usize,
     pub max_streams: u32,
+    /// HTTP only: `read_header_timeout`.
+    pub header_timeout: Duration,
     /// Index into `CoreSpec::pipelines` for traces, metrics and logs (`Signal as usize`).
     pub routes: [Option<usize>; 3],
 }
@@ -178,7 +180,10 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
             let (service, shutdown, gate) = (service.clone(), shutdown.clone(), gate.clone());
             match l.kind {
                 ListenerKind::Grpc => glommio::spawn_local(serve(tcp, service, l.max_streams, shutdown, gate)),
-                ListenerKind::Http => glommio::spawn_local(http::serve(tcp, service, l.max_streams, shutdown, gate)),
+                ListenerKind::Http => {
+                    let limits = http::Limits { max_streams: l.max_streams, header_timeout: l.header_timeout };
+                    glommio::spawn_local(http::serve(tcp, service, limits, shutdown, gate))
+                }
             }
         })
         .collect();

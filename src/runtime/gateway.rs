@@ -175,10 +175,12 @@ impl Gateway {
         if !same_set || plan.ids != self.receivers {
             return Err(ReloadError::NeedsRestart("the set of OTLP receivers or their protocols".into()));
         }
-        let same = |a: &ListenerSpec, b: &ListenerSpec| a.addr == b.addr && a.max_streams == b.max_streams;
+        let same = |a: &ListenerSpec, b: &ListenerSpec| {
+            (a.addr, a.max_streams, a.header_timeout) == (b.addr, b.max_streams, b.header_timeout)
+        };
         match plan.listeners.iter().zip(&self.listeners).find(|(a, b)| !same(a, b)) {
             Some((l, _)) => Err(ReloadError::NeedsRestart(format!(
-                "receiver `{}` (endpoint or max_concurrent_streams)",
+                "receiver `{}` (endpoint, max_concurrent_streams or read_header_timeout)",
                 plan.ids[l.receiver]
             ))),
             None => Ok(()),

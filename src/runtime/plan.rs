@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerKind, ListenerSpec, PipelineSpec};
 use super::gateway::StartError;
@@ -95,31 +96,26 @@ fn position_or_push<T>(values: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> b
 /// The receiver's listeners: its gRPC server, then its HTTP server, as configured.
 fn listener_specs(receiver: &OtlpReceiver, index: usize) -> Result<Vec<ListenerSpec>, StartError> {
     let mut specs = Vec::new();
-    if let Some(grpc) = &receiver.grpc {
-        let addr = resolve_one("receiver endpoint", &grpc.endpoint)?;
-        let (max_recv, max_streams) = (grpc.max_recv_msg_size, grpc.max_concurrent_streams);
-        specs.push(ListenerSpec {
-            kind: ListenerKind::Grpc,
-            receiver: index,
-            addr,
-            max_recv,
-            max_streams,
-            routes: [None; 3],
-        });
+    if let Some(g) = &receiver.grpc {
+        let limits = (g.max_recv_msg_size, g.max_concurrent_streams, Duration::ZERO);
+        specs.push(listener(ListenerKind::Grpc, index, &g.endpoint, limits)?);
     }
-    if let Some(http) = &receiver.http {
-        let addr = resolve_one("receiver endpoint", &http.endpoint)?;
-        let (max_recv, max_streams) = (http.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS);
-        specs.push(ListenerSpec {
-            kind: ListenerKind::Http,
-            receiver: index,
-            addr,
-            max_recv,
-            max_streams,
-            routes: [None; 3],
-        });
+    if let Some(h) = &receiver.http {
+        let limits = (h.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS, h.read_header_timeout);
+        specs.push(listener(ListenerKind::Http, index, &h.endpoint, limits)?);
     }
     Ok(specs)
+}
+
+/// One listener; `limits` are (max_recv, max_streams, header_timeout).
+fn listener(
+    kind: ListenerKind,
+    receiver: usize,
+    endpoint: &HostPort,
+    (max_recv, max_streams, header_timeout): (usize, u32, Duration),
+) -> Result<ListenerSpec, StartError> {
+    let addr = resolve_one("receiver endpoint", endpoint)?;
+    Ok(ListenerSpec { kind, receiver, addr, max_recv, max_streams, header_timeout, routes: [None; 3] })
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {

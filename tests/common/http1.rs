@@ -94,6 +94,12 @@ impl Http1 {
         }
     }
 
+    /// Whether the server has closed the connection (EOF within the read timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let mut chunk = [0u8; 1024];
+        matches!(self.stream.read(&mut chunk), Ok(0))
+    }
+
     fn fill(&mut self, want: usize) {
         while self.buf.len() < want {
             self.read_more();

@@ -39,6 +39,8 @@ pub struct ConfigBuilder {
     health_check: bool,
     /// Adds an OTLP/HTTP server on 127.0.0.1:0 with this `max_request_body_size` (or the default).
     http: Option<Option<u64>>,
+    /// Extra `protocols.http` lines, indented 8.
+    http_extra: String,
     /// Extra `protocol.otlp` lines (e.g. `compression: zstd`), indented 8.
     otlp_extra: String,
 }
@@ -54,6 +56,7 @@ impl ConfigBuilder {
             telemetry: "    metrics:\n      address: 127.0.0.1:0\n".into(),
             health_check: false,
             http: None,
+            http_extra: String::new(),
             otlp_extra: String::new(),
         }
     }
@@ -98,6 +101,12 @@ impl ConfigBuilder {
     /// Adds the receiver's OTLP/HTTP server on 127.0.0.1:0.
     pub fn http(mut self) -> Self {
         self.http = Some(None);
+        self
+    }
+
+    /// Adds `line` (YAML, one key) to the OTLP/HTTP server's settings.
+    pub fn http_setting(mut self, line: &str) -> Self {
+        self.http_extra.push_str(&format!("        {line}\n"));
         self
     }
 
@@ -155,7 +164,7 @@ impl ConfigBuilder {
             Some(Some(b)) => {
                 format!("      http:\n        endpoint: 127.0.0.1:0\n        max_request_body_size: {b}\n")
             }
-        };
+        } + &self.http_extra;
         let exporters: String = self.pipelines.iter().map(|(s, k)| self.exporter(s, k)).collect();
         let pipelines: String = self
             .pipelines

@@ -9,6 +9,7 @@
 // No panics on peer data: the library never unwraps (tests may).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod compression;
 pub mod config;
 pub mod exporter;
 pub mod grpc;

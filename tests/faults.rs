@@ -381,8 +381,9 @@ fn sigterm_delivers_queued_parts_without_waiting_out_their_backoff() {
 fn overload_against_a_refusing_backend_stays_within_the_queue_bound() {
     let (a, b) = (sink_at(loopback()), sink_at(loopback()));
     let queue = "    sending_queue:\n      queue_size: 100000\n      max_size_mib: 4\n";
+    // Uncompressed parts, so that 2 s of load overfills the 4 MiB queue bound.
     let config = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("100ms", "30s").never_eject();
-    let gw = config.exporter_extra(queue).start();
+    let gw = config.exporter_extra(queue).otlp("compression: none").start();
     b.stats[0].set_failure(Some(Code::Unavailable));
     let opts = LoadgenOpts {
         target: gw.grpc_addr,

@@ -34,9 +34,10 @@ pub use env::expand_env;
 pub use errors::{ConfigError, ConfigErrors, EXIT_CONFIG};
 pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_NAMESERVER_PORT};
 pub use model::*;
-pub use otlp::{DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
+pub use otlp::{DEFAULT_COMPRESSION, DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
 };
 pub use render::{MASK, effective_yaml, mask_secrets};
 pub use resilience::{Resilience, ResilienceMode, RetryOnFailure, SendingQueue};

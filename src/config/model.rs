@@ -75,6 +75,14 @@ pub struct GrpcServer {
 pub struct HttpServer {
     /// Default `localhost:4318`.
     pub endpoint: HostPort,
+    /// `max_request_body_size`, in bytes, applied to the body as sent and again after
+    /// decompression. Default 20 MiB, as in the collector. Size it to the largest batch a
+    /// client sends; every in-flight request may hold this much memory on a core.
+    pub max_request_body_size: usize,
+    /// `read_header_timeout`: how long a connection may take to send a request's headers,
+    /// counted from when it starts waiting for them, so it also closes idle keep-alive
+    /// connections. Default 1m, as in the collector.
+    pub read_header_timeout: std::time::Duration,
 }
 
 /// Which signal a pipeline carries.
@@ -195,7 +203,12 @@ impl RoutingKey {
 pub struct OtlpExporter {
     /// Only for the plain `otlp` exporter; the load balancer takes endpoints from its resolver.
     pub endpoint: Option<HostPort>,
+    /// `compression` of export requests (`grpc-encoding`). Default gzip, as in the collector:
+    /// about 4x fewer bytes on the wire for some CPU per MB (docs/benchmarks.md); `zstd`
+    /// compresses as well for less CPU where backends accept it, `none` spends no CPU.
     pub compression: Compression,
+    /// `headers` sent on every export request (names lowercase), in config order.
+    pub headers: Vec<(String, String)>,
     /// Per-request deadline to the backend. Default 5s. Keep it below the client's own deadline
     /// so the client hears our status rather than its own timeout.
     pub timeout: Duration,

@@ -7,6 +7,9 @@ use super::model::{Compression, HostPort, OtlpExporter};
 use super::parse::{Field, Fields, not_supported};
 use super::values::{EndpointRules, parse_endpoint};
 
+/// Default `compression`, as in the collector.
+pub const DEFAULT_COMPRESSION: Compression = Compression::Gzip;
+
 /// Default per-request deadline to a backend.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -15,7 +18,6 @@ pub const TLS_NOT_SUPPORTED: &str = "TLS to backends is not supported yet; set t
 
 /// Collector OTLP exporter keys that are not implemented.
 const UNSUPPORTED: &[&str] = &[
-    "headers",
     "retry_on_failure",
     "sending_queue",
     "batcher",
@@ -93,23 +95,49 @@ fn settings(fields: &mut Fields<'_>, errs: &mut Errors, tls_required: bool) -> O
     let compression = fields.take("compression");
     let compression = compression.and_then(|c| c.parsed(errs, parse_compression));
     let timeout = fields.take("timeout").and_then(|t| t.duration(errs));
+    let headers = fields.take("headers").map(|h| headers(&h, errs)).unwrap_or_default();
     check_tls(&fields.take_or_null("tls"), errs, tls_required);
     fields.unsupported(UNSUPPORTED, errs);
     OtlpExporter {
         endpoint: None,
-        compression: compression.unwrap_or(Compression::None),
+        compression: compression.unwrap_or(DEFAULT_COMPRESSION),
+        headers,
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         insecure: true,
     }
 }
 
-/// `none` for now (the collector defaults to `gzip`; we default to `none` until it lands).
+/// `gzip`, `zstd`, `snappy` or `none` (`""` too, as in the collector).
 fn parse_compression(text: &str) -> Result<Compression, String> {
     match text {
         "none" | "" => Ok(Compression::None),
-        "gzip" | "zstd" | "snappy" => Err(format!("compression `{text}` is not implemented yet; use `none`")),
-        _ => Err(format!("unknown compression `{text}`; use `none`")),
+        "gzip" => Ok(Compression::Gzip),
+        "zstd" => Ok(Compression::Zstd),
+        "snappy" => Ok(Compression::Snappy),
+        _ => Err(format!("unknown compression `{text}`; use gzip, zstd, snappy or none")),
     }
+}
+
+/// Headers the gateway sets itself on every gRPC call: configuring them would break the call.
+const RESERVED_HEADERS: &[&str] = &["content-type", "te", "grpc-encoding", "grpc-accept-encoding", "grpc-timeout"];
+
+/// `headers`: a mapping of header name to string value, each checked as HTTP allows.
+fn headers(field: &Field<'_>, errs: &mut Errors) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for h in field.fields(errs).into_rest() {
+        let name = h.key.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() || name.starts_with(':') {
+            h.report(errs, "not a valid HTTP header name");
+        } else if RESERVED_HEADERS.contains(&name.as_str()) {
+            h.report(errs, "set by the gateway itself; it cannot be configured");
+        } else if let Some(value) = h.string(errs) {
+            match http::HeaderValue::from_str(value) {
+                Ok(_) => out.push((name, value.to_string())),
+                Err(_) => h.report(errs, "not a valid HTTP header value"),
+            }
+        }
+    }
+    out
 }
 
 /// Plaintext only: `tls.insecure: true` is required unless the endpoint says `http://`.

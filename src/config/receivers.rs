@@ -14,6 +14,10 @@ pub const DEFAULT_HTTP_ENDPOINT: (&str, u16) = ("localhost", 4318);
 pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: u64 = 4;
 /// Default `max_concurrent_streams`.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// Default HTTP `read_header_timeout`, as in the collector.
+pub const DEFAULT_READ_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Default HTTP `max_request_body_size`, as in the collector.
+pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 20 * MIB;
 /// The gRPC length prefix is 32 bits, so no message can reach 4 GiB.
 const MAX_RECV_MSG_SIZE_MIB: u64 = 4095;
 const MIB: usize = 1024 * 1024;
@@ -29,7 +33,6 @@ const HTTP_UNSUPPORTED: &[&str] = &[
     "auth",
     "cors",
     "include_metadata",
-    "max_request_body_size",
     "response_headers",
     "compression_algorithms",
     "traces_url_path",
@@ -92,9 +95,15 @@ fn check_transport(field: &Field<'_>, errs: &mut Errors) {
 fn http_server(field: &Field<'_>, errs: &mut Errors) -> HttpServer {
     let mut fields = field.fields(errs);
     let endpoint = endpoint(&mut fields, errs, DEFAULT_HTTP_ENDPOINT);
+    let max = fields.take("max_request_body_size");
+    // Bodies are forwarded as one gRPC message, whose length prefix is 32 bits.
+    let max = max.and_then(|m| m.uint(errs, 1, MAX_RECV_MSG_SIZE_MIB * MIB as u64));
+    let header_timeout = fields.take("read_header_timeout").and_then(|t| t.duration(errs));
     fields.unsupported(HTTP_UNSUPPORTED, errs);
     fields.finish(errs);
-    HttpServer { endpoint }
+    let max_request_body_size = max.map_or(DEFAULT_MAX_REQUEST_BODY_SIZE, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let read_header_timeout = header_timeout.unwrap_or(DEFAULT_READ_HEADER_TIMEOUT);
+    HttpServer { endpoint, max_request_body_size, read_header_timeout }
 }
 
 /// `endpoint`, or the default when absent (or invalid: the error is already reported).

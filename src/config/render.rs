@@ -138,6 +138,7 @@ fn otlp(o: &OtlpExporter) -> Value {
     map([
         ("endpoint", o.endpoint.as_ref().map_or(Value::Null, text)),
         ("compression", text(compression)),
+        ("headers", Value::Mapping(o.headers.iter().map(|(k, v)| (text(k), text(v))).collect())),
         ("timeout", duration(o.timeout)),
         ("tls", map([("insecure", Value::from(o.insecure))])),
     ])

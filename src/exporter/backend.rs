@@ -36,6 +36,8 @@ pub struct BackendSettings {
     pub probe_interval: Duration,
     /// While ejected, its keys go to the next owner (`true`) or wait in its queue (`false`).
     pub failover: bool,
+    /// The exporter's `compression` and `headers`.
+    pub call: call::CallOptions,
 }
 
 impl Default for BackendSettings {
@@ -50,6 +52,7 @@ impl Default for BackendSettings {
             eject_after: 0,
             probe_interval: Duration::from_secs(1),
             failover: false,
+            call: Default::default(),
         }
     }
 }
@@ -113,7 +116,7 @@ impl Backend {
     pub async fn export(self: &Rc<Self>, path: &'static str, framed: Bytes) -> Result<Bytes, ExportError> {
         let (generation, send) = self.sender().await?;
         let uri = self.uri(path)?;
-        let result = call::unary(send, uri, framed, self.settings.timeout).await;
+        let result = call::export(send, uri, framed, self.settings.timeout, &self.settings.call).await;
         // A timed-out connection may be black-holed (no RST, no FIN): the next request dials
         // afresh, while streams still running on the old one finish on it.
         if matches!(result, Err(ExportError::ConnectionLost(_) | ExportError::Timeout(_))) {

@@ -7,12 +7,56 @@ use std::time::Duration;
 use bytes::Bytes;
 use glommio::net::TcpStream;
 use h2::client::SendRequest;
-use http::{Request, Uri};
+use http::{HeaderMap, Request, Uri};
 
 use super::error::ExportError;
+use crate::compression::Encoding;
 use crate::grpc::{Status, UnaryReader};
 use crate::runtime::io::TokioIo;
 use crate::runtime::tuning;
+use crate::wire::GRPC_PREFIX;
+
+/// How export calls are sent: the exporter's `compression` and `headers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    pub compression: Encoding,
+    /// The configured `headers`, plus `grpc-encoding` when compressing.
+    pub headers: HeaderMap,
+}
+
+impl CallOptions {
+    pub fn new(compression: Encoding, mut headers: HeaderMap) -> Self {
+        if compression != Encoding::Identity {
+            headers.insert("grpc-encoding", http::HeaderValue::from_static(compression.name()));
+        }
+        CallOptions { compression, headers }
+    }
+
+    /// `framed` compressed per the options (flag set); as it came if identity, or in the
+    /// impossible case that encoding into memory fails (flag 0 is valid with any encoding).
+    pub fn encode(&self, framed: Bytes) -> Bytes {
+        if self.compression == Encoding::Identity || framed.len() < GRPC_PREFIX {
+            return framed;
+        }
+        let Ok(packed) = self.compression.encode(&framed[GRPC_PREFIX..]) else { return framed };
+        let mut out = Vec::with_capacity(GRPC_PREFIX + packed.len());
+        out.push(1);
+        out.extend_from_slice(&u32::try_from(packed.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(&packed);
+        Bytes::from(out)
+    }
+}
+
+/// [`unary_with`] under `options`: the message compressed, the headers sent.
+pub async fn export(
+    send: SendRequest<Bytes>,
+    uri: Uri,
+    framed: Bytes,
+    timeout: Duration,
+    options: &CallOptions,
+) -> Result<Bytes, ExportError> {
+    unary_with(send, uri, options.encode(framed), timeout, &options.headers).await
+}
 
 /// Largest response we read from a backend: OTLP responses are tiny (partial success).
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -42,19 +86,32 @@ pub async fn connect(
 /// Sends `framed` (one gRPC message, prefix included) to `uri` and returns the response
 /// message (prefix included) once the backend answered OK.
 pub async fn unary(send: SendRequest<Bytes>, uri: Uri, framed: Bytes, timeout: Duration) -> Result<Bytes, ExportError> {
-    match glommio::timer::timeout(timeout, async { Ok(call(send, uri, framed).await) }).await {
+    unary_with(send, uri, framed, timeout, &HeaderMap::new()).await
+}
+
+/// [`unary`] with `headers` added to the request (`grpc-encoding` when `framed` is
+/// compressed, the exporter's configured `headers`).
+pub async fn unary_with(
+    send: SendRequest<Bytes>,
+    uri: Uri,
+    framed: Bytes,
+    timeout: Duration,
+    headers: &HeaderMap,
+) -> Result<Bytes, ExportError> {
+    match glommio::timer::timeout(timeout, async { Ok(call(send, uri, framed, headers).await) }).await {
         Ok(result) => result,
         Err(_) => Err(ExportError::Timeout(timeout)),
     }
 }
 
-async fn call(send: SendRequest<Bytes>, uri: Uri, framed: Bytes) -> Result<Bytes, ExportError> {
+async fn call(send: SendRequest<Bytes>, uri: Uri, framed: Bytes, headers: &HeaderMap) -> Result<Bytes, ExportError> {
     let mut send = send.ready().await.map_err(lost)?;
-    let req = Request::post(uri)
+    let mut req = Request::post(uri)
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(())
         .map_err(|_| ExportError::BadResponse("invalid request URI"))?;
+    req.headers_mut().extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     let (response, mut body) = send.send_request(req, false).map_err(lost)?;
     body.send_data(framed, true).map_err(lost)?;
     let response = response.await.map_err(lost)?;

@@ -16,10 +16,15 @@ use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 
 use super::budget::{ByteBudget, Held};
+use crate::compression::{DecodeError, Encoding};
 use crate::grpc::{Code, Status, UnaryReader};
 use crate::runtime::io::TokioIo;
 use crate::runtime::shutdown::Shutdown;
 use crate::runtime::tuning;
+use crate::wire::GRPC_PREFIX;
+
+/// The request encodings this server decodes, as advertised in `grpc-accept-encoding`.
+pub const ACCEPT_ENCODING: &str = "gzip, zstd, snappy, identity";
 
 /// A unary gRPC service: the gateway pipeline, or the test sink.
 pub trait GrpcService: 'static {
@@ -122,19 +127,23 @@ async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<
 }
 
 async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S) -> Result<Bytes, Refusal> {
-    let method = check_head(&req, service)?;
+    let (method, encoding) = check_head(&req, service)?;
     let mut held = service.budget().hold();
     let read = async { Ok(read_message(req.into_body(), service.max_recv(), service.budget(), &mut held).await) };
     let framed = match glommio::timer::timeout(tuning::REQUEST_READ_TIMEOUT, read).await {
         Ok(framed) => framed?,
         Err(_) => return Err(Status::new(Code::DeadlineExceeded, "request body did not arrive in time").into()),
     };
+    let framed = inflate(framed, encoding, service.max_recv())?;
+    if !service.budget().take(&mut held, framed.len()) {
+        return Err(over_budget(service.budget()).into());
+    }
     // `held` lives until the answer: the request's bytes (and the parts made from them) are
     // in memory until then.
     Ok(service.call(method, framed).await?)
 }
 
-fn check_head<S: GrpcService>(req: &Request<RecvStream>, service: &S) -> Result<S::Method, Refusal> {
+fn check_head<S: GrpcService>(req: &Request<RecvStream>, service: &S) -> Result<(S::Method, Encoding), Refusal> {
     if req.method() != http::Method::POST {
         return Err(Refusal::Http(StatusCode::METHOD_NOT_ALLOWED));
     }
@@ -142,14 +151,44 @@ fn check_head<S: GrpcService>(req: &Request<RecvStream>, service: &S) -> Result<
     if !grpc_type {
         return Err(Refusal::Http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
-    let encoding = req.headers().get("grpc-encoding").map(|v| v.as_bytes());
-    if encoding.is_some_and(|e| e != b"identity") {
-        return Err(Status::new(Code::Unimplemented, "unsupported grpc-encoding; this server accepts identity").into());
-    }
+    let encoding = request_encoding(req.headers())?;
     let path = req.uri().path();
-    service
-        .route(path)
-        .ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown method {}", path.escape_debug())).into())
+    let method = service.route(path);
+    let method =
+        method.ok_or_else(|| Status::new(Code::Unimplemented, format!("unknown method {}", path.escape_debug())))?;
+    Ok((method, encoding))
+}
+
+/// The request's `grpc-encoding`: identity, gzip, zstd or snappy (framed, as the collector's
+/// codec writes it).
+fn request_encoding(headers: &HeaderMap) -> Result<Encoding, Status> {
+    let Some(value) = headers.get("grpc-encoding") else { return Ok(Encoding::Identity) };
+    match Encoding::from_token(value.as_bytes()) {
+        Some(e @ (Encoding::Identity | Encoding::Gzip | Encoding::Zstd | Encoding::Snappy)) => Ok(e),
+        _ => Err(Status::new(
+            Code::Unimplemented,
+            format!("unsupported grpc-encoding; this server accepts {ACCEPT_ENCODING}"),
+        )),
+    }
+}
+
+/// The message with its compressed flag cleared, decoded per `encoding` to at most `limit`
+/// bytes (a compression bomb stops at the limit: `RESOURCE_EXHAUSTED`).
+fn inflate(framed: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, Status> {
+    if framed.first() != Some(&1) {
+        return Ok(framed);
+    }
+    if encoding == Encoding::Identity {
+        return Err(Status::new(Code::Internal, "compressed flag set but no grpc-encoding was declared"));
+    }
+    let mut out = vec![0; GRPC_PREFIX];
+    encoding.decode_into(framed.get(GRPC_PREFIX..).unwrap_or_default(), limit, &mut out).map_err(|e| match e {
+        DecodeError::TooLarge { .. } => Status::new(Code::ResourceExhausted, format!("grpc: {e}")),
+        DecodeError::Corrupt(_) => Status::new(Code::Internal, format!("grpc: failed to decompress the message: {e}")),
+    })?;
+    let len = u32::try_from(out.len() - GRPC_PREFIX).unwrap_or(u32::MAX);
+    out[1..GRPC_PREFIX].copy_from_slice(&len.to_be_bytes());
+    Ok(Bytes::from(out))
 }
 
 /// Reads the request's one message, refusing it as soon as it is known to be too large or
@@ -169,9 +208,6 @@ async fn read_message(
         let _ = body.flow_control().release_capacity(chunk.len());
         reader.push(chunk)?;
     }
-    if reader.compressed() {
-        return Err(Status::new(Code::Internal, "compressed flag set but no grpc-encoding was declared"));
-    }
     reader.finish()
 }
 
@@ -181,7 +217,8 @@ fn over_budget(budget: &ByteBudget) -> Status {
 }
 
 fn grpc_head() -> http::response::Builder {
-    Response::builder().status(StatusCode::OK).header("content-type", "application/grpc")
+    let builder = Response::builder().status(StatusCode::OK).header("content-type", "application/grpc");
+    builder.header("grpc-accept-encoding", ACCEPT_ENCODING)
 }
 
 fn send_ok(mut respond: SendResponse<Bytes>, body: Bytes) {
@@ -197,9 +234,6 @@ fn send_ok(mut respond: SendResponse<Bytes>, body: Bytes) {
 fn send_status(mut respond: SendResponse<Bytes>, status: &Status) {
     let Ok(mut head) = grpc_head().body(()) else { return };
     status.write_to(head.headers_mut());
-    if status.code == Code::Unimplemented {
-        head.headers_mut().insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
-    }
     let _ = respond.send_response(head, true);
 }
 

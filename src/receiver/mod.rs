@@ -1,7 +1,10 @@
-//! Receivers: OTLP/gRPC over HTTP/2 (h2c), served on every core from its own listener.
+//! Receivers: OTLP/gRPC over HTTP/2 (h2c) and OTLP/HTTP (HTTP/1.1 and h2c), each served on
+//! every core from its own listener.
 
 pub mod budget;
 pub mod grpc;
+pub mod http;
+pub mod http_json;
 pub mod pipeline;
 
 pub use pipeline::{Pipeline, Topology};

@@ -20,6 +20,7 @@ use crate::grpc::{Status, signal_of};
 use crate::receiver::Pipeline;
 use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
+use crate::receiver::http;
 use crate::routing::Ring;
 
 /// The backend set as the control plane computed it: built once, replicated to every core.
@@ -44,12 +45,27 @@ pub enum Control {
     Scrape { core: usize, reply: crate::telemetry::ScrapeReply },
 }
 
-/// One OTLP/gRPC receiver endpoint, served on every core through SO_REUSEPORT.
+/// The protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// OTLP/gRPC (`protocols.grpc`).
+    Grpc,
+    /// OTLP/HTTP (`protocols.http`): HTTP/1.1 and h2c.
+    Http,
+}
+
+/// One receiver endpoint (a receiver's gRPC or HTTP server), served on every core through
+/// SO_REUSEPORT.
 #[derive(Debug, Clone)]
 pub struct ListenerSpec {
+    pub kind: ListenerKind,
+    /// The receiver's index (telemetry counts per receiver, whatever the protocol).
+    pub receiver: usize,
     pub addr: SocketAddr,
     pub max_recv: usize,
     pub max_streams: u32,
+    /// HTTP only: `read_header_timeout`.
+    pub header_timeout: Duration,
     /// Index into `CoreSpec::pipelines` for traces, metrics and logs (`Signal as usize`).
     pub routes: [Option<usize>; 3],
 }
@@ -81,7 +97,8 @@ pub struct CoreSpec {
     pub pipelines: Vec<PipelineSpec>,
 }
 
-/// The gateway's gRPC service on one listener of one core.
+/// The gateway's service on one listener of one core (the HTTP receiver calls it with the
+/// gRPC path of the request's signal).
 pub struct GatewayService {
     /// The pipeline per signal; replaced whole on reload, between requests.
     routes: RefCell<[Option<Rc<Pipeline>>; 3]>,
@@ -158,11 +175,18 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let max_recv = spec.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
     let budget = Rc::new(ByteBudget::new(super::tuning::core_request_budget(max_recv)));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
-    let service = |(i, l)| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, i));
-    let services: Vec<Rc<GatewayService>> = spec.listeners.iter().enumerate().map(service).collect();
+    let service = |l: &ListenerSpec| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, l.receiver));
+    let services: Vec<Rc<GatewayService>> = spec.listeners.iter().map(service).collect();
     let acceptors: Vec<_> = (listeners.into_iter().zip(&spec.listeners).zip(&services))
         .map(|((tcp, l), service)| {
-            glommio::spawn_local(serve(tcp, service.clone(), l.max_streams, shutdown.clone(), gate.clone()))
+            let (service, shutdown, gate) = (service.clone(), shutdown.clone(), gate.clone());
+            match l.kind {
+                ListenerKind::Grpc => glommio::spawn_local(serve(tcp, service, l.max_streams, shutdown, gate)),
+                ListenerKind::Http => {
+                    let limits = http::Limits { max_streams: l.max_streams, header_timeout: l.header_timeout };
+                    glommio::spawn_local(http::serve(tcp, service, limits, shutdown, gate))
+                }
+            }
         })
         .collect();
     let drain = loop {

@@ -13,7 +13,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
 use super::control::{self, ToControl};
-use super::core::{self, CoreSpec, ListenerSpec};
+use super::core::{self, CoreSpec, ListenerKind, ListenerSpec};
 use super::plan::{Plan, plan};
 use crate::config::{ComponentId, Config};
 use crate::resolver::{ResolverHandle, StatsHandle};
@@ -24,7 +24,7 @@ use std::sync::mpsc::Receiver;
 /// Why the gateway could not start. Reported before any traffic is accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("no pipeline has an OTLP/gRPC receiver")]
+    #[error("no pipeline has an OTLP receiver")]
     NoGrpcReceiver,
     #[error("cannot start the DNS resolver: {0}")]
     Resolver(#[from] crate::resolver::SpawnError),
@@ -55,6 +55,10 @@ pub struct Gateway {
     pub grpc_addr: SocketAddr,
     /// Every OTLP/gRPC receiver and the address it listens on.
     pub grpc_addrs: Vec<(ComponentId, SocketAddr)>,
+    /// Every OTLP/HTTP receiver and the address it listens on.
+    pub http_addrs: Vec<(ComponentId, SocketAddr)>,
+    /// Every listener's address, indexed like the plan's listeners.
+    bound: Vec<SocketAddr>,
     pub cores: Vec<usize>,
     stop: Arc<AtomicBool>,
     drain: Duration,
@@ -63,6 +67,8 @@ pub struct Gateway {
     inbox: Sender<ToControl>,
     /// The listeners as configured, to tell what a reload may change.
     listeners: Vec<ListenerSpec>,
+    /// Receiver ids, indexed by `ListenerSpec::receiver`.
+    receivers: Vec<ComponentId>,
     generation: u64,
     /// Exporter ids by index, stable across reloads.
     exporters: Vec<ComponentId>,
@@ -124,8 +130,12 @@ impl Gateway {
         let (inbox, from_anyone) = std::sync::mpsc::channel();
         let control = control::spawn(senders, from_anyone, scrapes, stop.clone(), drain)?;
         Ok(Gateway {
-            grpc_addr: bound.first().copied().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-            grpc_addrs: plan.ids.iter().cloned().zip(bound.iter().copied()).collect(),
+            grpc_addr: addrs_of(plan, bound, ListenerKind::Grpc)
+                .first()
+                .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |(_, a)| *a),
+            grpc_addrs: addrs_of(plan, bound, ListenerKind::Grpc),
+            http_addrs: addrs_of(plan, bound, ListenerKind::Http),
+            bound: bound.to_vec(),
             cores,
             stop,
             drain,
@@ -133,6 +143,7 @@ impl Gateway {
             executors,
             inbox,
             listeners: plan.listeners.clone(),
+            receivers: plan.ids.clone(),
             generation: 0,
             exporters: plan.exporters.clone(),
             resolvers: Vec::new(),
@@ -148,13 +159,12 @@ impl Gateway {
     pub fn reload(&mut self, cfg: &Config) -> Result<(), ReloadError> {
         let plan = plan(cfg, &self.exporters)?;
         self.check_listeners(&plan)?;
-        let bound: Vec<SocketAddr> = self.grpc_addrs.iter().map(|(_, a)| *a).collect();
         // Resolvers first: if one cannot start, nothing has changed. Their first answers may
         // reach the control plane before the reload does; it holds them until then.
         let generation = self.generation + 1;
         self.resolvers = control::start_resolvers(&plan.dns, generation, &self.inbox)?;
         self.generation = generation;
-        let spec = Arc::new(with_addrs(&plan.spec, &bound));
+        let spec = Arc::new(with_addrs(&plan.spec, &self.bound));
         let _ = self.inbox.send(ToControl::Reload { generation, spec });
         self.exporters = plan.exporters.clone();
         if let Some(t) = &self.telemetry {
@@ -164,18 +174,20 @@ impl Gateway {
     }
 
     fn check_listeners(&self, plan: &Plan) -> Result<(), ReloadError> {
-        let ids: Vec<&ComponentId> = self.grpc_addrs.iter().map(|(id, _)| id).collect();
-        if plan.ids.iter().collect::<Vec<_>>() != ids {
-            return Err(ReloadError::NeedsRestart("the set of OTLP/gRPC receivers".into()));
+        let key = |l: &ListenerSpec| (l.receiver, l.kind);
+        let same_set = plan.listeners.iter().map(key).eq(self.listeners.iter().map(key));
+        if !same_set || plan.ids != self.receivers {
+            return Err(ReloadError::NeedsRestart("the set of OTLP receivers or their protocols".into()));
         }
         // The core's request budget was sized from max_recv at start: changing it needs a restart.
         let same = |a: &ListenerSpec, b: &ListenerSpec| {
-            a.addr == b.addr && a.max_streams == b.max_streams && a.max_recv == b.max_recv
+            (a.addr, a.max_streams, a.header_timeout, a.max_recv)
+                == (b.addr, b.max_streams, b.header_timeout, b.max_recv)
         };
-        match plan.listeners.iter().zip(&self.listeners).position(|(a, b)| !same(a, b)) {
-            Some(i) => Err(ReloadError::NeedsRestart(format!(
-                "receiver `{}` (endpoint, max_concurrent_streams or max_recv_msg_size_mib)",
-                plan.ids[i]
+        match plan.listeners.iter().zip(&self.listeners).find(|(a, b)| !same(a, b)) {
+            Some((l, _)) => Err(ReloadError::NeedsRestart(format!(
+                "receiver `{}` (endpoint, max_concurrent_streams, max message/body size or read_header_timeout)",
+                plan.ids[l.receiver]
             ))),
             None => Ok(()),
         }
@@ -225,6 +237,12 @@ fn telemetry_names(plan: &Plan) -> Names {
 
 fn resolver_stats(resolvers: &[ResolverHandle]) -> Vec<(&'static str, StatsHandle)> {
     resolvers.iter().map(|r| ("dns", r.stats_handle())).collect()
+}
+
+/// The receivers' listeners of `kind` and their bound addresses.
+fn addrs_of(plan: &Plan, bound: &[SocketAddr], kind: ListenerKind) -> Vec<(ComponentId, SocketAddr)> {
+    let listeners = plan.listeners.iter().zip(bound).filter(|(l, _)| l.kind == kind);
+    listeners.filter_map(|(l, a)| Some((plan.ids.get(l.receiver)?.clone(), *a))).collect()
 }
 
 /// `spec` with its listeners on the addresses actually bound (port 0 made real).

@@ -3,21 +3,25 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerSpec, PipelineSpec};
+use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerKind, ListenerSpec, PipelineSpec};
 use super::gateway::StartError;
+use crate::compression::Encoding;
 use crate::config::{
-    ComponentId, Config, DnsResolver, Exporter, GrpcServer, HostPort, LoadBalancing, ResilienceMode, Resolver,
-    RoutingKey, Signal,
+    ComponentId, Compression, Config, DEFAULT_MAX_CONCURRENT_STREAMS, DnsResolver, Exporter, HostPort, LoadBalancing,
+    OtlpReceiver, ResilienceMode, Resolver, RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
+use crate::exporter::call::CallOptions;
 use crate::exporter::retry::{QueueLimits, RetryPolicy};
 use crate::routing::Ring;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// What the cores will run, derived from the config's routes.
 pub(super) struct Plan {
     pub spec: CoreSpec,
-    /// Receiver ids, indexed like `spec.listeners`.
+    /// Receiver ids, indexed by `ListenerSpec::receiver`.
     pub ids: Vec<ComponentId>,
     /// The listeners as configured (before port 0 is bound).
     pub listeners: Vec<ListenerSpec>,
@@ -43,7 +47,6 @@ pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, Start
         else {
             continue;
         };
-        let Some(grpc) = &receiver.grpc else { continue };
         let build = || exporter_spec(&route.exporter, exporter);
         let e = index_of(&mut exporter_ids, &route.exporter, build, &mut spec.exporters)?;
         if !built.get(e).copied().unwrap_or(true) {
@@ -53,8 +56,12 @@ pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, Start
         let pipeline = PipelineSpec { signal: route.signal, key: routing_key(exporter, route.signal), exporter: e };
         let p =
             position_or_push(&mut spec.pipelines, pipeline, |a, b| a.signal == b.signal && a.exporter == b.exporter);
-        let l = index_of(&mut ids, &route.receiver, || listener_spec(grpc), &mut spec.listeners)?;
-        spec.listeners[l].routes[route.signal as usize] = Some(p);
+        let r = position_or_push(&mut ids, route.receiver.clone(), |a, b| a == b);
+        for listener in listener_specs(receiver, r)? {
+            let l =
+                position_or_push(&mut spec.listeners, listener, |a, b| (a.receiver, a.kind) == (b.receiver, b.kind));
+            spec.listeners[l].routes[route.signal as usize] = Some(p);
+        }
     }
     if spec.listeners.is_empty() {
         return Err(StartError::NoGrpcReceiver);
@@ -88,14 +95,29 @@ fn position_or_push<T>(values: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> b
     })
 }
 
-fn listener_spec(grpc: &GrpcServer) -> Result<ListenerSpec, StartError> {
-    let addr = resolve_one("receiver endpoint", &grpc.endpoint)?;
-    Ok(ListenerSpec {
-        addr,
-        max_recv: grpc.max_recv_msg_size,
-        max_streams: grpc.max_concurrent_streams,
-        routes: [None; 3],
-    })
+/// The receiver's listeners: its gRPC server, then its HTTP server, as configured.
+fn listener_specs(receiver: &OtlpReceiver, index: usize) -> Result<Vec<ListenerSpec>, StartError> {
+    let mut specs = Vec::new();
+    if let Some(g) = &receiver.grpc {
+        let limits = (g.max_recv_msg_size, g.max_concurrent_streams, Duration::ZERO);
+        specs.push(listener(ListenerKind::Grpc, index, &g.endpoint, limits)?);
+    }
+    if let Some(h) = &receiver.http {
+        let limits = (h.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS, h.read_header_timeout);
+        specs.push(listener(ListenerKind::Http, index, &h.endpoint, limits)?);
+    }
+    Ok(specs)
+}
+
+/// One listener; `limits` are (max_recv, max_streams, header_timeout).
+fn listener(
+    kind: ListenerKind,
+    receiver: usize,
+    endpoint: &HostPort,
+    (max_recv, max_streams, header_timeout): (usize, u32, Duration),
+) -> Result<ListenerSpec, StartError> {
+    let addr = resolve_one("receiver endpoint", endpoint)?;
+    Ok(ListenerSpec { kind, receiver, addr, max_recv, max_streams, header_timeout, routes: [None; 3] })
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {
@@ -111,7 +133,29 @@ fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, 
         },
         Exporter::Otlp(otlp) => BackendSettings { timeout: otlp.timeout, ..Default::default() },
     };
+    let protocol = match exporter {
+        Exporter::LoadBalancing(lb) => &lb.protocol,
+        Exporter::Otlp(otlp) => otlp,
+    };
+    let call = CallOptions::new(encoding(protocol.compression), header_map(&protocol.headers));
+    let settings = BackendSettings { call, ..settings };
     Ok(ExporterSpec { id: id.clone(), used: true, backends: backend_set(exporter)?, settings })
+}
+
+fn encoding(c: Compression) -> Encoding {
+    match c {
+        Compression::None => Encoding::Identity,
+        Compression::Gzip => Encoding::Gzip,
+        Compression::Zstd => Encoding::Zstd,
+        Compression::Snappy => Encoding::Snappy,
+    }
+}
+
+/// The configured headers (names and values were checked when the config was parsed).
+fn header_map(headers: &[(String, String)]) -> HeaderMap {
+    let parse =
+        |(k, v): &(String, String)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?));
+    headers.iter().filter_map(parse).collect()
 }
 
 fn routing_key(exporter: &Exporter, signal: Signal) -> RoutingKey {

@@ -34,6 +34,9 @@ pub struct SinkStats {
     /// Where data went, kept only when the sink records.
     pub recorded: Recorded,
     record: bool,
+    /// Whether to keep every request body whole (see [`SinkStats::keep_bodies`]).
+    keep: AtomicBool,
+    bodies: std::sync::Mutex<Vec<(Signal, Vec<u8>)>>,
 }
 
 impl SinkStats {
@@ -63,6 +66,16 @@ impl SinkStats {
         snapshot(&self.recorded.traces)
     }
 
+    /// Keeps every request body from now on, for tests that compare content; never for load.
+    pub fn keep_bodies(&self) {
+        self.keep.store(true, Ordering::Relaxed);
+    }
+
+    /// The request bodies kept (protobuf, without the gRPC prefix), in arrival order.
+    pub fn bodies(&self) -> Vec<(Signal, Vec<u8>)> {
+        self.bodies.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Makes this listener refuse requests with `code` (`None` to accept again).
     pub fn set_failure(&self, code: Option<Code>) {
         self.fail_with.store(code.map_or(0, |c| c as u8), Ordering::Relaxed);
@@ -85,6 +98,10 @@ impl SinkStats {
         let items = items.map_err(|e| bad(e.to_string()))?;
         if self.record {
             self.recorded.take(signal, &framed[GRPC_PREFIX..]).map_err(bad)?;
+        }
+        if self.keep.load(Ordering::Relaxed) {
+            let body = (signal, framed[GRPC_PREFIX..].to_vec());
+            self.bodies.lock().unwrap_or_else(|p| p.into_inner()).push(body);
         }
         self.counter(signal).fetch_add(items, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);

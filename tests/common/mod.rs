@@ -2,6 +2,8 @@
 //! client. Everything binds 127.0.0.1:0 and stops by itself.
 #![allow(dead_code)]
 
+pub mod http1;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,6 +41,12 @@ pub struct ConfigBuilder {
     exporter_extra: String,
     /// `service.runtime.drain_timeout`, when set.
     drain_timeout: Option<&'static str>,
+    /// Adds an OTLP/HTTP server on 127.0.0.1:0 with this `max_request_body_size` (or the default).
+    http: Option<Option<u64>>,
+    /// Extra `protocols.http` lines, indented 8.
+    http_extra: String,
+    /// Extra `protocol.otlp` lines (e.g. `compression: zstd`), indented 8.
+    otlp_extra: String,
 }
 
 impl ConfigBuilder {
@@ -53,6 +61,9 @@ impl ConfigBuilder {
             health_check: false,
             exporter_extra: String::new(),
             drain_timeout: None,
+            http: None,
+            http_extra: String::new(),
+            otlp_extra: String::new(),
         }
     }
 
@@ -131,6 +142,30 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds the receiver's OTLP/HTTP server on 127.0.0.1:0.
+    pub fn http(mut self) -> Self {
+        self.http = Some(None);
+        self
+    }
+
+    /// Adds `line` (YAML, one key) to the OTLP/HTTP server's settings.
+    pub fn http_setting(mut self, line: &str) -> Self {
+        self.http_extra.push_str(&format!("        {line}\n"));
+        self
+    }
+
+    /// Adds the OTLP/HTTP server with `max_request_body_size: bytes`.
+    pub fn http_max_body(mut self, bytes: u64) -> Self {
+        self.http = Some(Some(bytes));
+        self
+    }
+
+    /// Adds `line` (YAML, one key) to every exporter's `protocol.otlp`.
+    pub fn otlp(mut self, line: &str) -> Self {
+        self.otlp_extra.push_str(&format!("        {line}\n"));
+        self
+    }
+
     pub fn max_recv_mib(mut self, mib: u32) -> Self {
         self.max_recv_mib = Some(mib);
         self
@@ -158,8 +193,16 @@ impl ConfigBuilder {
     fn exporter(&self, signal: &str, key: &Option<String>) -> String {
         let key = key.as_ref().map(|k| format!("    routing_key: {k}\n")).unwrap_or_default();
         format!(
-            "  loadbalancing/{signal}:\n{key}    protocol:\n      otlp:\n        timeout: {}\n        tls:\n          insecure: true\n    resolver:\n{}{}",
+            "  loadbalancing/{signal}:
+{key}    protocol:
+      otlp:
+        timeout: {}
+{}        tls:
+          insecure: true
+    resolver:
+{}{}",
             self.timeout,
+            self.otlp_extra,
             self.resolver(),
             self.exporter_extra
         )
@@ -167,6 +210,13 @@ impl ConfigBuilder {
 
     pub fn yaml(&self) -> String {
         let max = self.max_recv_mib.map(|m| format!("\n        max_recv_msg_size_mib: {m}")).unwrap_or_default();
+        let http = match self.http {
+            None => String::new(),
+            Some(None) => "      http:\n        endpoint: 127.0.0.1:0\n".into(),
+            Some(Some(b)) => {
+                format!("      http:\n        endpoint: 127.0.0.1:0\n        max_request_body_size: {b}\n")
+            }
+        } + &self.http_extra;
         let exporters: String = self.pipelines.iter().map(|(s, k)| self.exporter(s, k)).collect();
         let pipelines: String = self
             .pipelines
@@ -179,8 +229,17 @@ impl ConfigBuilder {
             false => ("", ""),
         };
         format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n\
-             exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}{runtime}",
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0{max}
+{http}\
+             exporters:
+{exporters}{extensions}service:
+  pipelines:
+{pipelines}{enabled}  telemetry:
+{}{runtime}",
             self.telemetry
         )
     }

@@ -45,6 +45,7 @@ fn otlp_exporter() {
     let expected = OtlpExporter {
         endpoint: Some(hp("backend", 4317)),
         compression: Compression::None,
+        headers: vec![],
         timeout: Duration::from_millis(250),
         insecure: true,
     };
@@ -113,15 +114,34 @@ fn tls_settings_are_refused_rather_than_ignored() {
 }
 
 #[test]
+fn compression_and_headers() {
+    for (value, want) in [
+        ("gzip", Compression::Gzip),
+        ("zstd", Compression::Zstd),
+        ("snappy", Compression::Snappy),
+        ("none", Compression::None),
+    ] {
+        let body = format!(
+            "{INSECURE}        compression: {value}\n        headers:\n          X-Tenant: acme\n          authorization: Bearer t\n    resolver:\n      static:\n        hostnames: [a]"
+        );
+        let Exporter::LoadBalancing(lb) = exporter("loadbalancing", &body) else { panic!("load balancer") };
+        assert_eq!(lb.protocol.compression, want);
+        let headers = [("x-tenant".to_string(), "acme".to_string()), ("authorization".into(), "Bearer t".into())];
+        assert_eq!(lb.protocol.headers, headers);
+    }
+}
+
+#[test]
 fn protocol_keys() {
     let cases = [
         ("endpoint: a:4317", "endpoint", "not allowed here"),
-        ("compression: gzip", "compression", "compression `gzip` is not implemented yet; use `none`"),
-        ("compression: zstd", "compression", "compression `zstd` is not implemented yet"),
-        ("compression: lz4", "compression", "unknown compression `lz4`"),
+        ("compression: lz4", "compression", "unknown compression `lz4`; use gzip, zstd, snappy or none"),
+        ("headers: {\"bad name\": x}", "headers.bad name", "not a valid HTTP header name"),
+        ("headers: {te: x}", "headers.te", "set by the gateway itself"),
+        ("headers: {x-ok: \"a\\nb\"}", "headers.x-ok", "not a valid HTTP header value"),
+        ("headers: {x-list: [a]}", "headers.x-list", "expected a string"),
         ("timeout: 5", "timeout", "use e.g. `5s`"),
         ("timeout: 0s", "timeout", "greater than zero"),
-        ("headers: {a: b}", "headers", "not supported"),
         ("retry_on_failure: {enabled: false}", "retry_on_failure", "not supported"),
         ("sending_queue: {enabled: false}", "sending_queue", "not supported"),
         ("balancer_name: round_robin", "balancer_name", "not supported"),

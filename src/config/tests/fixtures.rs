@@ -50,7 +50,7 @@ fn check_doc_common(yaml: &str, exporter: &str) {
     assert_eq!(config.runtime.cores, None);
     let lb = lb(yaml);
     assert_eq!(lb.protocol.endpoint, None);
-    assert_eq!(lb.protocol.compression, Compression::None);
+    assert_eq!(lb.protocol.compression, Compression::Gzip, "the collector's default");
     assert_eq!(lb.protocol.timeout, Duration::from_secs(5));
     assert!(lb.protocol.insecure);
 }

@@ -1,6 +1,8 @@
 //! `receivers.otlp`: defaults, protocols, limits and refused keys.
 
 use super::{ok, one_error, with_protocols};
+use std::time::Duration;
+
 use crate::config::{GrpcServer, HostPort, HttpServer, OtlpReceiver};
 
 fn receiver(protocols: &str) -> OtlpReceiver {
@@ -31,10 +33,24 @@ fn null_grpc_means_enabled_with_defaults() {
 fn null_http_means_enabled_with_defaults() {
     let http_only = receiver("      http:");
     assert_eq!(http_only.grpc, None);
-    assert_eq!(http_only.http, Some(HttpServer { endpoint: hp("localhost", 4318) }));
+    assert_eq!(
+        http_only.http,
+        Some(HttpServer {
+            endpoint: hp("localhost", 4318),
+            max_request_body_size: 20 << 20,
+            read_header_timeout: Duration::from_secs(60)
+        })
+    );
     let both = receiver("      grpc:\n      http:\n        endpoint: 0.0.0.0:4318");
     assert!(both.grpc.is_some());
-    assert_eq!(both.http, Some(HttpServer { endpoint: hp("0.0.0.0", 4318) }));
+    assert_eq!(
+        both.http,
+        Some(HttpServer {
+            endpoint: hp("0.0.0.0", 4318),
+            max_request_body_size: 20 << 20,
+            read_header_timeout: Duration::from_secs(60)
+        })
+    );
 }
 
 #[test]

@@ -113,7 +113,11 @@ fn check(arrived: &Arrived, sent: &serde_json::Value, tag: &str) {
 fn python_sdk_exporters_over_grpc_and_http_arrive_intact() {
     let sink = sinks(2);
     sink.stats.iter().for_each(|s| s.keep_bodies());
-    let gw = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]).http().start();
+    let gw = ConfigBuilder::new(&sink.addrs)
+        .pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")])
+        .http()
+        .default_compression()
+        .start();
     let (grpc, http) = (gw.grpc_addr, gw.http_addrs[0].1);
     let runs = [("grpc", grpc, "g"), ("grpc-gzip", grpc, "gz"), ("http", http, "h"), ("http-gzip", http, "hz")];
     let sent: Vec<_> = runs.iter().map(|(mode, addr, tag)| (*tag, run_client(mode, *addr, tag))).collect();
@@ -185,7 +189,10 @@ impl Drop for Nginx {
 fn python_sdk_through_nginx_to_two_gateways_arrives_intact() {
     let sink = sinks(2);
     sink.stats.iter().for_each(|s| s.keep_bodies());
-    let builder = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]).http();
+    let builder = ConfigBuilder::new(&sink.addrs)
+        .pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")])
+        .http()
+        .default_compression();
     let (gw1, gw2) = (builder.start(), builder.start());
     let dir = std::env::temp_dir().join(format!("otlp-gw-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -236,7 +243,11 @@ fn run_telemetrygen(signal: &str, n: u32, endpoint: SocketAddr, http: bool) {
 #[test]
 fn telemetrygen_over_grpc_and_http_arrives_complete() {
     let sink = sinks(2);
-    let gw = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]).http().start();
+    let gw = ConfigBuilder::new(&sink.addrs)
+        .pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")])
+        .http()
+        .default_compression()
+        .start();
     let (grpc, http) = (gw.grpc_addr, gw.http_addrs[0].1);
     for (endpoint, over_http) in [(grpc, false), (http, true)] {
         run_telemetrygen("traces", 40, endpoint, over_http);

@@ -4,7 +4,9 @@
 //! gateway to in-process sinks; every item must arrive once, with its name and attributes.
 //!
 //! The interpreter is `$OTLP_GATEWAY_PYTHON`, else `.ci/.venv/bin/python`, else `python3`. A
-//! missing interpreter or package fails the test: it never skips.
+//! missing interpreter or package fails the test: it never skips. The same SDK runs through
+//! NGINX in front of two gateways, and the collector project's `telemetrygen` (Go) sends
+//! over both protocols.
 
 mod common;
 
@@ -111,7 +113,11 @@ fn check(arrived: &Arrived, sent: &serde_json::Value, tag: &str) {
 fn python_sdk_exporters_over_grpc_and_http_arrive_intact() {
     let sink = sinks(2);
     sink.stats.iter().for_each(|s| s.keep_bodies());
-    let gw = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]).http().start();
+    let gw = ConfigBuilder::new(&sink.addrs)
+        .pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")])
+        .http()
+        .default_compression()
+        .start();
     let (grpc, http) = (gw.grpc_addr, gw.http_addrs[0].1);
     let runs = [("grpc", grpc, "g"), ("grpc-gzip", grpc, "gz"), ("http", http, "h"), ("http-gzip", http, "hz")];
     let sent: Vec<_> = runs.iter().map(|(mode, addr, tag)| (*tag, run_client(mode, *addr, tag))).collect();
@@ -183,7 +189,10 @@ impl Drop for Nginx {
 fn python_sdk_through_nginx_to_two_gateways_arrives_intact() {
     let sink = sinks(2);
     sink.stats.iter().for_each(|s| s.keep_bodies());
-    let builder = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]).http();
+    let builder = ConfigBuilder::new(&sink.addrs)
+        .pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")])
+        .http()
+        .default_compression();
     let (gw1, gw2) = (builder.start(), builder.start());
     let dir = std::env::temp_dir().join(format!("otlp-gw-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -208,4 +217,49 @@ fn python_sdk_through_nginx_to_two_gateways_arrives_intact() {
         check(&arrived, sent, tag);
     }
     assert_eq!(arrived.spans.len(), 100);
+}
+
+/// The collector project's `telemetrygen` (Go), built by .ci/run into .ci/bin; or
+/// `$OTLP_GATEWAY_TELEMETRYGEN`. Missing, the test fails.
+fn telemetrygen() -> PathBuf {
+    std::env::var_os("OTLP_GATEWAY_TELEMETRYGEN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/bin/telemetrygen"))
+}
+
+/// Runs `telemetrygen <signal> --<signal> <n>` against `endpoint` (over HTTP when `http`).
+fn run_telemetrygen(signal: &str, n: u32, endpoint: SocketAddr, http: bool) {
+    let bin = telemetrygen();
+    let mut cmd = Command::new(&bin);
+    cmd.args([signal, &format!("--{signal}"), &n.to_string(), "--rate", "0", "--otlp-insecure"]);
+    cmd.args(["--otlp-endpoint", &endpoint.to_string(), "--service", &format!("tgen-{signal}")]);
+    if http {
+        cmd.arg("--otlp-http");
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {} ({e}); .ci/run builds it", bin.display()));
+    assert!(out.status.success(), "telemetrygen {signal}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn telemetrygen_over_grpc_and_http_arrives_complete() {
+    let sink = sinks(2);
+    let gw = ConfigBuilder::new(&sink.addrs)
+        .pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")])
+        .http()
+        .default_compression()
+        .start();
+    let (grpc, http) = (gw.grpc_addr, gw.http_addrs[0].1);
+    for (endpoint, over_http) in [(grpc, false), (http, true)] {
+        run_telemetrygen("traces", 40, endpoint, over_http);
+        run_telemetrygen("metrics", 30, endpoint, over_http);
+        run_telemetrygen("logs", 25, endpoint, over_http);
+    }
+    let total = |signal| sink.stats.iter().map(|s| s.items(signal)).sum::<u64>();
+    let done = common::wait_until(std::time::Duration::from_secs(5), || total(Signal::Logs) == 50);
+    gw.shutdown();
+    let (spans, points, logs) = (total(Signal::Traces), total(Signal::Metrics), total(Signal::Logs));
+    sink.stop();
+    assert!(done, "logs: {logs}");
+    // Each trace is a parent and one child span.
+    assert_eq!((spans, points, logs), (2 * 2 * 40, 2 * 30, 2 * 25));
 }

@@ -22,7 +22,7 @@ use prost::Message;
 fn every_compression_reaches_the_backend_intact() {
     for compression in ["gzip", "zstd", "snappy", "none"] {
         let sink = sinks(2);
-        let gw = ConfigBuilder::new(&sink.addrs).otlp(&format!("compression: {compression}")).start();
+        let gw = ConfigBuilder::new(&sink.addrs).compression(compression).start();
         let framed = grpc_frame(&spangen::request("svc", 120, 3, 11).encode_to_vec());
         let addr = gw.grpc_addr;
         let ok = on_client(move || async move { export(&connect(addr).await, addr, framed).await.is_ok() });
@@ -72,7 +72,7 @@ fn recording_backend(requests: usize) -> (std::net::SocketAddr, Seen, glommio::E
 fn headers_and_grpc_encoding_are_on_every_backend_request() {
     let (backend, seen, handle) = recording_backend(2);
     let gw = ConfigBuilder::new(&[backend])
-        .otlp("compression: zstd")
+        .compression("zstd")
         .otlp("headers: {X-Tenant: acme, authorization: \"Bearer t0k\"}")
         .start();
     let addr = gw.grpc_addr;

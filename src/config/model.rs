@@ -204,8 +204,8 @@ pub struct OtlpExporter {
     /// Only for the plain `otlp` exporter; the load balancer takes endpoints from its resolver.
     pub endpoint: Option<HostPort>,
     /// `compression` of export requests (`grpc-encoding`). Default gzip, as in the collector:
-    /// about 4x fewer bytes on the wire for some CPU per MB (docs/benchmarks.md); `zstd`
-    /// compresses as well for less CPU where backends accept it, `none` spends no CPU.
+    /// 5-10x fewer bytes for about 1 ms of a core per MB (docs/benchmarks.md); `zstd` halves
+    /// that CPU where backends accept it, `none` spends none when the network is free.
     pub compression: Compression,
     /// `headers` sent on every export request (names lowercase), in config order.
     pub headers: Vec<(String, String)>,

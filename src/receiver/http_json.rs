@@ -56,10 +56,11 @@ fn transcode<M: Message + DeserializeOwned>(signal: Signal, body: &[u8], snake: 
     Ok(out)
 }
 
-/// Whether the request's top-level key is written in snake_case (`"resource_spans"`).
+/// Whether the request's first key is written in snake_case (`"resource_spans"`): an export
+/// request has that one field, so only the start of the body is looked at.
 fn uses_snake_case(body: &[u8], key: &str) -> bool {
-    let quoted = format!("\"{key}\"");
-    body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+    let Some(quote) = body.iter().position(|&b| b == b'"') else { return false };
+    body[quote + 1..].starts_with(key.as_bytes())
 }
 
 /// Rewrites every object key from snake_case to lowerCamelCase. In OTLP/JSON every object key

@@ -45,8 +45,11 @@ pub struct ConfigBuilder {
     http: Option<Option<u64>>,
     /// Extra `protocols.http` lines, indented 8.
     http_extra: String,
-    /// Extra `protocol.otlp` lines (e.g. `compression: zstd`), indented 8.
+    /// Extra `protocol.otlp` lines (e.g. `headers: {...}`), indented 8.
     otlp_extra: String,
+    /// `protocol.otlp.compression`; `None` leaves the gateway's default (gzip). Tests default to
+    /// `none`: load tests run debug builds, where gzip costs many times what it does in release.
+    compression: Option<&'static str>,
 }
 
 impl ConfigBuilder {
@@ -64,6 +67,7 @@ impl ConfigBuilder {
             http: None,
             http_extra: String::new(),
             otlp_extra: String::new(),
+            compression: Some("none"),
         }
     }
 
@@ -160,6 +164,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// Sets every exporter's `compression`.
+    pub fn compression(mut self, c: &'static str) -> Self {
+        self.compression = Some(c);
+        self
+    }
+
+    /// Leaves `compression` unset, so the gateway's default (gzip) applies.
+    pub fn default_compression(mut self) -> Self {
+        self.compression = None;
+        self
+    }
+
     /// Adds `line` (YAML, one key) to every exporter's `protocol.otlp`.
     pub fn otlp(mut self, line: &str) -> Self {
         self.otlp_extra.push_str(&format!("        {line}\n"));
@@ -193,19 +209,17 @@ impl ConfigBuilder {
     fn exporter(&self, signal: &str, key: &Option<String>) -> String {
         let key = key.as_ref().map(|k| format!("    routing_key: {k}\n")).unwrap_or_default();
         format!(
-            "  loadbalancing/{signal}:
-{key}    protocol:
-      otlp:
-        timeout: {}
-{}        tls:
-          insecure: true
-    resolver:
-{}{}",
+            "  loadbalancing/{signal}:\n{key}    protocol:\n      otlp:\n        timeout: {}\n{}        tls:\n          insecure: true\n    resolver:\n{}{}",
             self.timeout,
-            self.otlp_extra,
+            self.otlp_lines(),
             self.resolver(),
             self.exporter_extra
         )
+    }
+
+    fn otlp_lines(&self) -> String {
+        let compression = self.compression.map(|c| format!("        compression: {c}\n")).unwrap_or_default();
+        compression + &self.otlp_extra
     }
 
     pub fn yaml(&self) -> String {
@@ -229,17 +243,8 @@ impl ConfigBuilder {
             false => ("", ""),
         };
         format!(
-            "receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:0{max}
-{http}\
-             exporters:
-{exporters}{extensions}service:
-  pipelines:
-{pipelines}{enabled}  telemetry:
-{}{runtime}",
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n{http}\
+             exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}{runtime}",
             self.telemetry
         )
     }

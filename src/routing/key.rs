@@ -161,6 +161,10 @@ impl Keyer for RouteKey {
     }
 
     fn scope(&mut self, buf: &[u8], scope: Range<usize>) -> Result<(), WireError> {
+        // Only stream identities include the scope; point `attributes` keys do not.
+        if !matches!(self.key, RoutingKey::StreamId) {
+            return Ok(());
+        }
         let ident = self.ident(buf)?;
         let inst = last_len_field(buf, scope, 1)?;
         self.scratch.clear();

@@ -212,7 +212,7 @@ impl Backend {
     /// refused here delivered nothing anywhere, so the client's retry duplicates nothing.
     pub fn reserve_if_failing(&self, bytes: usize) -> Result<Option<Reservation>, QueueFull> {
         let queue = self.queue.borrow();
-        let failing = self.is_ejected() || !queue.is_empty();
+        let failing = self.is_ejected() || queue.busy();
         if !failing || self.settings.queue.is_none() || self.settings.retry.is_none() {
             return Ok(None);
         }

@@ -185,7 +185,10 @@ async fn resend_all(backend: &Rc<Backend>, batch: Vec<QueuedPart>, policy: &Retr
         match result {
             Ok(_) => backend.queue.borrow_mut().on_success(now),
             Err(e) if is_retryable(&e) => backend.queue.borrow_mut().on_failure(part, now, policy, fastrand::f64()),
-            Err(e) => drop_parts(backend, &[part], &e.to_string()),
+            Err(e) => {
+                backend.queue.borrow_mut().on_dropped();
+                drop_parts(backend, &[part], &e.to_string());
+            }
         }
     }
 }

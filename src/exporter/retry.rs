@@ -213,17 +213,20 @@ pub struct RetryQueue {
     next_attempt: Option<Instant>,
     /// Slots held by [`Reservation`]s.
     reserved: Rc<Cell<usize>>,
+    /// Parts taken for a re-send and not yet back: they still occupy the queue, so a request
+    /// never sees an empty (healthy-looking) queue that fills before its own part fails.
+    in_flight: usize,
 }
 
 impl RetryQueue {
     pub fn new(limits: QueueLimits) -> Self {
         let reserved = Rc::new(Cell::new(0));
-        RetryQueue { parts: VecDeque::new(), limits, failures: 0, next_attempt: None, reserved }
+        RetryQueue { parts: VecDeque::new(), limits, failures: 0, next_attempt: None, reserved, in_flight: 0 }
     }
 
     /// Holds room for a part of `bytes`, or says why there is none.
     pub fn reserve(&self, bytes: usize) -> Result<Reservation, QueueFull> {
-        if self.parts.len() + self.reserved.get() >= self.limits.parts {
+        if self.parts.len() + self.in_flight + self.reserved.get() >= self.limits.parts {
             return Err(QueueFull::Parts);
         }
         let charge = Charge::take(bytes, 0, self.limits.bytes).ok_or(QueueFull::Bytes)?;
@@ -237,6 +240,16 @@ impl RetryQueue {
 
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
+    }
+
+    /// Whether the backend has parts waiting or being re-sent: it is failing.
+    pub fn busy(&self) -> bool {
+        !self.parts.is_empty() || self.in_flight > 0
+    }
+
+    /// A re-sent part was dropped (a permanent error): it no longer occupies the queue.
+    pub fn on_dropped(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
     }
 
     /// Queues a part whose first attempt failed at `now`, in the room `reserved` for it if any
@@ -280,17 +293,20 @@ impl RetryQueue {
         let n = if self.failures > 0 { 1 } else { self.limits.consumers };
         let n = n.min(self.parts.len());
         self.next_attempt = Some(now + policy.max_interval.max(Duration::from_secs(1)));
+        self.in_flight += n;
         self.parts.drain(..n).collect()
     }
 
     /// A sent part was accepted: the backend is back, send the rest at once.
     pub fn on_success(&mut self, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
         self.failures = 0;
         self.next_attempt = Some(now);
     }
 
     /// A sent part failed again: it goes back to the front, the queue backs off.
     pub fn on_failure(&mut self, part: QueuedPart, now: Instant, policy: &RetryPolicy, jitter: f64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
         self.failures = self.failures.saturating_add(1);
         self.parts.push_front(part);
         self.next_attempt = Some(now + hurried(policy.delay(self.failures + 1, jitter)));

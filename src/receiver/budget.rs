@@ -43,6 +43,7 @@ impl ByteBudget {
 }
 
 /// Bytes one request holds; returned to the budget on drop, whatever path the request took.
+#[derive(Debug)]
 pub struct Held<'a> {
     budget: &'a ByteBudget,
     bytes: usize,

@@ -11,6 +11,7 @@ use crate::config::{RoutingKey, Signal};
 use crate::exporter::retry::{NewPart, QueuedPart};
 use crate::exporter::{Backend, deliver, fanout};
 use crate::grpc::{Code, Status, export_path};
+use crate::receiver::budget::{ByteBudget, Held};
 use crate::routing::{Ring, RouteKey};
 use crate::telemetry;
 use crate::wire::{GRPC_PREFIX, Part, Route, Splitter, walk};
@@ -68,9 +69,9 @@ impl Pipeline {
 
     /// [`export`](Self::export), counting the request's items as accepted or refused by
     /// receiver `listener`.
-    pub async fn export_from(&self, listener: usize, framed: Bytes) -> Result<Bytes, Status> {
+    pub async fn export_from(&self, listener: usize, framed: Bytes, budget: &ByteBudget) -> Result<Bytes, Status> {
         let items = Cell::new(0);
-        let result = self.export_counting(framed, &items).await;
+        let result = self.export_counting(framed, &items, budget).await;
         telemetry::counters::with(|c| c.received(listener, self.signal, items.get(), result.is_ok()));
         result
     }
@@ -80,12 +81,7 @@ impl Pipeline {
         *self.topology.borrow_mut() = topology;
     }
 
-    /// Routes and forwards one framed export request; returns the framed response.
-    pub async fn export(&self, framed: Bytes) -> Result<Bytes, Status> {
-        self.export_counting(framed, &Cell::new(0)).await
-    }
-
-    async fn export_counting(&self, framed: Bytes, items: &Cell<u64>) -> Result<Bytes, Status> {
+    async fn export_counting(&self, framed: Bytes, items: &Cell<u64>, budget: &ByteBudget) -> Result<Bytes, Status> {
         let topology = self.topology.borrow().clone();
         let Some(topology) = topology else {
             items.set(request_items(self.signal, &framed));
@@ -93,6 +89,8 @@ impl Pipeline {
         };
         let mut parts = self.split(&framed, &topology)?;
         items.set(telemetry_items(self.signal, &mut parts));
+        // The parts' copies are held until answered, like the request itself.
+        let _held = charge_parts(budget, &framed, &parts)?;
         fanout::forward(&topology.backends, export_path(self.signal), parts, self.exporter).await
     }
 
@@ -136,6 +134,19 @@ impl Pipeline {
     }
 }
 
+/// Charges the bytes the split copied (nothing when the request passed through whole) to the
+/// core's request budget: a request with huge resource or metric fields, cut N ways, holds up
+/// to N × its size. Past the budget the request is refused before anything is sent.
+fn charge_parts<'b>(budget: &'b ByteBudget, framed: &Bytes, parts: &[Part]) -> Result<Held<'b>, Status> {
+    let copied: usize = parts.iter().filter(|p| p.framed.as_ptr() != framed.as_ptr()).map(|p| p.framed.len()).sum();
+    let mut held = budget.hold();
+    if budget.take(&mut held, copied) {
+        return Ok(held);
+    }
+    let mib = budget.limit() >> 20;
+    Err(Status::new(Code::ResourceExhausted, format!("this core holds {mib} MiB of requests in flight; retry later")))
+}
+
 /// The items telemetry counts, summed over `parts`: spans, log records, and (as the collector
 /// counts them) metric data points. For metrics each part's `items` becomes its point count,
 /// one more walk over the part's metrics (see docs/operations.md for its cost).
@@ -154,4 +165,30 @@ fn request_items(signal: Signal, framed: &Bytes) -> u64 {
     let range = GRPC_PREFIX..framed.len();
     let count = if signal == Signal::Metrics { walk::count_points } else { walk::count_items };
     count(framed, range).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod charge_tests {
+    use bytes::Bytes;
+
+    use super::charge_parts;
+    use crate::receiver::budget::ByteBudget;
+    use crate::wire::Part;
+
+    #[test]
+    fn copied_parts_are_charged_and_a_passthrough_is_free() {
+        let budget = ByteBudget::new(100);
+        let request = Bytes::from(vec![0u8; 90]);
+        let whole = [Part { backend: 0, framed: request.clone(), items: 1 }];
+        let held = charge_parts(&budget, &request, &whole).unwrap();
+        assert_eq!(budget.used(), 0, "the input's own bytes are already charged");
+        drop(held);
+        let cut = |n| Part { backend: 0, framed: Bytes::from(vec![0u8; n]), items: 1 };
+        let held = charge_parts(&budget, &request, &[cut(40), cut(50)]).unwrap();
+        assert_eq!(budget.used(), 90);
+        let refused = charge_parts(&budget, &request, &[cut(20)]).unwrap_err();
+        assert_eq!(refused.code, crate::grpc::Code::ResourceExhausted);
+        drop(held);
+        assert_eq!(budget.used(), 0, "released when answered");
+    }
 }

@@ -141,7 +141,7 @@ impl GrpcService for GatewayService {
     async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
         let pipeline = self.routes.borrow()[signal as usize].clone();
         match pipeline {
-            Some(pipeline) => pipeline.export_from(self.listener, framed).await,
+            Some(pipeline) => pipeline.export_from(self.listener, framed, &self.budget).await,
             None => Err(Status::new(crate::grpc::Code::Unimplemented, "no pipeline for this signal")),
         }
     }

@@ -132,3 +132,21 @@ fn parts_past_max_elapsed_are_expired_not_sent() {
     let sent = q.take_due(t0 + 5500 * MS, &p, &mut expired);
     assert_eq!((expired.len(), sent.len()), (1, 1));
 }
+
+#[test]
+fn parts_being_resent_still_occupy_the_queue() {
+    let (t0, p) = (Instant::now(), policy());
+    let mut q = RetryQueue::new(limits(2, 1 << 20));
+    q.push(part(1), t0, MS, None).unwrap();
+    q.push(part(1), t0, MS, None).unwrap();
+    let mut expired = Vec::new();
+    let taken = q.take_due(t0 + MS, &p, &mut expired);
+    assert_eq!((taken.len(), q.len()), (2, 0), "both out for a re-send");
+    assert!(q.busy(), "a backend whose parts are out is still failing");
+    assert_eq!(q.reserve(1).unwrap_err(), QueueFull::Parts, "no room while they are out");
+    let mut taken = taken.into_iter();
+    q.on_failure(taken.next().unwrap(), t0 + 2 * MS, &p, 0.5);
+    q.on_dropped();
+    drop(taken);
+    assert!(q.reserve(1).is_ok(), "the dropped one's room is free again");
+}

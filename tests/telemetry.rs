@@ -306,3 +306,23 @@ fn scrapes_during_a_load_run_grow_and_end_at_what_the_sinks_received() {
     gw.shutdown();
     sink.stop();
 }
+
+#[test]
+fn http_requests_count_under_their_receiver_with_transport_http() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).http().start();
+    let (addr, metrics_addr) = (gw.grpc_addr, gw.metrics_addr.expect("metrics endpoint"));
+    let body = spangen::request("svc", 7, 1, 1).encode_to_vec();
+    let mut http = common::http1::Http1::connect(gw.http_addrs[0].1);
+    assert_eq!(http.post("/v1/traces", &["Content-Type: application/x-protobuf"], &body).status, 200);
+    on_client(
+        move || async move { export(&connect(addr).await, addr, frame(&spangen::request("svc", 3, 1, 2))).await },
+    )
+    .expect("grpc accepted");
+    let (_, text) = get(metrics_addr, "/metrics");
+    gw.shutdown();
+    sink.stop();
+    let series = |t: &str| format!("otelcol_receiver_accepted_spans_total{{receiver=\"otlp\",transport=\"{t}\"}}");
+    assert_eq!(metric(&text, &series("http")), 7.0, "{text}");
+    assert_eq!(metric(&text, &series("grpc")), 3.0, "{text}");
+}

@@ -175,8 +175,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let max_recv = spec.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
     let budget = Rc::new(ByteBudget::new(super::tuning::core_request_budget(max_recv)));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
-    let service = |l: &ListenerSpec| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, l.receiver));
-    let services: Vec<Rc<GatewayService>> = spec.listeners.iter().map(service).collect();
+    // Counters are kept per listener (receiver × transport); telemetry names them.
+    let service = |(i, l): (usize, &ListenerSpec)| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, i));
+    let services: Vec<Rc<GatewayService>> = spec.listeners.iter().enumerate().map(service).collect();
     let acceptors: Vec<_> = (listeners.into_iter().zip(&spec.listeners).zip(&services))
         .map(|((tcp, l), service)| {
             let (service, shutdown, gate) = (service.clone(), shutdown.clone(), gate.clone());

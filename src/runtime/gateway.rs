@@ -228,8 +228,14 @@ impl Gateway {
 /// Telemetry's names for the plan's receiver and exporter indexes.
 fn telemetry_names(plan: &Plan) -> Names {
     let kind = |i: usize| if plan.dns.iter().any(|(e, _)| *e == i) { "dns" } else { "static" };
+    let listeners = &plan.spec.listeners;
+    let transport = |l: &ListenerSpec| if l.kind == ListenerKind::Http { "http" } else { "grpc" };
     Names {
-        receivers: plan.ids.iter().map(ToString::to_string).collect(),
+        receivers: listeners
+            .iter()
+            .map(|l| plan.ids.get(l.receiver).map(ToString::to_string).unwrap_or_default())
+            .collect(),
+        transports: listeners.iter().map(transport).collect(),
         exporters: plan.exporters.iter().map(ToString::to_string).collect(),
         resolvers: (0..plan.exporters.len()).map(kind).collect(),
     }

@@ -22,17 +22,26 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct Names {
     /// Receiver id by listener index.
     pub receivers: Vec<String>,
+    /// `grpc` or `http` by listener index (`grpc` when missing).
+    pub transports: Vec<&'static str>,
     /// Exporter id by exporter index.
     pub exporters: Vec<String>,
     /// `static` or `dns`, by exporter index.
     pub resolvers: Vec<&'static str>,
 }
 
+impl Names {
+    /// The transport label of listener `i`.
+    pub fn transport(&self, i: usize) -> &'static str {
+        self.transports.get(i).copied().unwrap_or("grpc")
+    }
+}
+
 /// Everything one scrape shows, summed over cores.
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
-    /// By receiver id.
-    pub receivers: BTreeMap<String, ItemCounts>,
+    /// By receiver id and transport.
+    pub receivers: BTreeMap<(String, &'static str), ItemCounts>,
     /// By exporter id.
     pub exporters: BTreeMap<String, ItemCounts>,
     /// By backend name (the `endpoint` label), over every exporter.
@@ -51,8 +60,8 @@ impl Totals {
     /// Sums the cores' snapshots.
     pub fn sum(names: &Names, cores: &[CoreSnapshot], resolutions: Vec<(&'static str, Stats)>) -> Totals {
         let mut t = Totals { resolutions: by_kind(resolutions), ..Default::default() };
-        for r in &names.receivers {
-            t.receivers.entry(r.clone()).or_default();
+        for (i, r) in names.receivers.iter().enumerate() {
+            t.receivers.entry((r.clone(), names.transport(i))).or_default();
         }
         for e in &names.exporters {
             t.exporters.entry(e.clone()).or_default();
@@ -68,7 +77,7 @@ impl Totals {
         let c = &core.counters;
         for (i, counts) in c.receivers.iter().enumerate() {
             let name = names.receivers.get(i).cloned().unwrap_or_else(|| format!("receiver{i}"));
-            self.receivers.entry(name).or_default().merge(counts);
+            self.receivers.entry((name, names.transport(i))).or_default().merge(counts);
         }
         let exporter_name = |i: usize| names.exporters.get(i).cloned().unwrap_or_else(|| format!("exporter{i}"));
         for (i, retired) in c.retired.iter().enumerate() {
@@ -153,7 +162,7 @@ impl Exposition {
     fn receivers(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         for signal in Signal::ALL {
             let s = signal as usize;
-            let labels = |r: &String| vec![("receiver", r.clone()), ("transport", "grpc".to_string())];
+            let labels = |(r, t): &(String, &str)| vec![("receiver", r.clone()), ("transport", t.to_string())];
             let ok: Vec<_> = self.0.receivers.iter().map(|(r, c)| (labels(r), c.ok[s])).collect();
             let bad: Vec<_> = self.0.receivers.iter().map(|(r, c)| (labels(r), c.failed[s])).collect();
             let what = item(signal);
@@ -301,7 +310,8 @@ mod tests {
     }
 
     fn names() -> Names {
-        Names { receivers: vec!["otlp".into()], exporters: vec!["loadbalancing".into()], resolvers: vec!["dns"] }
+        let receivers = vec!["otlp".into()];
+        Names { receivers, transports: vec![], exporters: vec!["loadbalancing".into()], resolvers: vec!["dns"] }
     }
 
     #[test]

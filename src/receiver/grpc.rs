@@ -60,6 +60,19 @@ pub async fn serve<S: GrpcService>(
     shutdown: Shutdown,
     gate: Rc<Gate>,
 ) {
+    accept_loop(listener, shutdown, gate, move |tcp, shutdown| {
+        serve_connection(tcp, service.clone(), max_streams, shutdown)
+    })
+    .await
+}
+
+/// Accepts connections until shutdown and runs `connection` for each as a task under `gate`
+/// (both receivers share it).
+pub(crate) async fn accept_loop<F, Fut>(listener: TcpListener, shutdown: Shutdown, gate: Rc<Gate>, connection: F)
+where
+    F: Fn(TcpStream, Shutdown) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
     let mut stop_signal = shutdown.wait();
     loop {
         let accept = async { Some(listener.accept().await) };
@@ -68,7 +81,7 @@ pub async fn serve<S: GrpcService>(
             None
         };
         match future::or(accept, stop).await {
-            Some(Ok(tcp)) => match gate.spawn(serve_connection(tcp, service.clone(), max_streams, shutdown.clone())) {
+            Some(Ok(tcp)) => match gate.spawn(connection(tcp, shutdown.clone())) {
                 Ok(task) => drop(task.detach()),
                 Err(_) => return,
             },

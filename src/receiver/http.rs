@@ -168,22 +168,10 @@ pub async fn serve<S: GrpcService>(
     shutdown: Shutdown,
     gate: Rc<Gate>,
 ) {
-    let mut stop_signal = shutdown.wait();
-    loop {
-        let accept = async { Some(listener.accept().await) };
-        let stop = async {
-            (&mut stop_signal).await;
-            None
-        };
-        match future::or(accept, stop).await {
-            Some(Ok(tcp)) => match gate.spawn(serve_connection(tcp, service.clone(), limits, shutdown.clone())) {
-                Ok(task) => drop(task.detach()),
-                Err(_) => return,
-            },
-            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(5)).await,
-            None => return,
-        }
-    }
+    super::grpc::accept_loop(listener, shutdown, gate, move |tcp, shutdown| {
+        serve_connection(tcp, service.clone(), limits, shutdown)
+    })
+    .await
 }
 
 fn builder(limits: Limits) -> auto::Builder<LocalExec> {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use common::http1::{Http1, Reply};
-use common::{ConfigBuilder, connect, on_client, sinks};
+use common::{ConfigBuilder, connect, on_client, sinks, wait_until};
 use otlp_gateway::compression::Encoding;
 use otlp_gateway::config::Signal;
 use otlp_gateway::receiver::http_json;
@@ -212,6 +212,25 @@ fn backend_failures_map_to_retryable_statuses_with_retry_after() {
     assert_eq!(invalid.status, 400);
     assert_eq!(invalid.header("retry-after"), None);
     sink.stop();
+}
+
+#[test]
+fn a_full_retry_queue_answers_429_with_retry_after_of_one_retry_interval() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).retry("2500ms", "120s").queue(1).never_eject().http().start();
+    sink.stats[0].set_failure(Some(otlp_gateway::grpc::Code::Unavailable));
+    let mut c = Http1::connect(http_addr(&gw));
+    let body = |seed| spangen::request("svc", 5, 1, seed).encode_to_vec();
+    let queued = c.post("/v1/traces", &[PROTOBUF], &body(1));
+    let refused = c.post("/v1/traces", &[PROTOBUF], &body(2));
+    sink.stats[0].set_failure(None);
+    let delivered = wait_until(std::time::Duration::from_secs(30), || sink.total_spans() == 5);
+    gw.shutdown();
+    sink.stop();
+    assert_eq!(queued.status, 200, "the first part waits in the queue: {queued:?}");
+    assert_eq!((refused.status, rpc_code(&refused)), (429, 8), "{refused:?}");
+    assert_eq!(refused.header("retry-after"), Some("3"), "2.5 s retry interval, rounded up");
+    assert!(delivered, "the queued part arrived once the backend recovered");
 }
 
 #[test]

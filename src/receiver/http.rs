@@ -32,7 +32,8 @@ use crate::runtime::tuning;
 use crate::wire::GRPC_PREFIX;
 
 /// Seconds a client is told to wait before retrying a 429 or 503.
-const RETRY_AFTER_SECS: &str = "1";
+/// `Retry-After` when the failure carries no retry delay of its own (seconds).
+const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
 /// The content encodings a request body may have.
 const ACCEPT_ENCODING: &str = "gzip, deflate, zstd, identity";
 
@@ -403,7 +404,7 @@ fn error_reply(format: Format, failure: &Failure) -> Reply {
     let headers = response.headers_mut();
     match failure.http {
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static(RETRY_AFTER_SECS));
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs(&failure.status)));
         }
         StatusCode::METHOD_NOT_ALLOWED => drop(headers.insert(header::ALLOW, header::HeaderValue::from_static("POST"))),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
@@ -412,6 +413,13 @@ fn error_reply(format: Format, failure: &Failure) -> Reply {
         _ => {}
     }
     response
+}
+
+/// Whole seconds a client should wait: the status's retry delay (a full retry queue asks for
+/// one retry interval) rounded up, at least 1.
+fn retry_after_secs(status: &Status) -> u64 {
+    let delay = status.retry_delay.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+    delay.unwrap_or(DEFAULT_RETRY_AFTER_SECS).max(1)
 }
 
 fn reply(code: StatusCode, format: Format, body: Bytes) -> Reply {
@@ -457,6 +465,15 @@ mod tests {
         assert_eq!(http_status(Code::ResourceExhausted), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(http_status(Code::InvalidArgument), StatusCode::BAD_REQUEST);
         assert_eq!(http_status(Code::Internal), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn retry_after_is_the_status_retry_delay_rounded_up() {
+        let status = |ms| Status::new(Code::ResourceExhausted, "full").with_retry_delay(Duration::from_millis(ms));
+        assert_eq!(retry_after_secs(&status(5000)), 5);
+        assert_eq!(retry_after_secs(&status(2500)), 3);
+        assert_eq!(retry_after_secs(&status(10)), 1);
+        assert_eq!(retry_after_secs(&Status::new(Code::Unavailable, "down")), 1);
     }
 
     #[test]

@@ -33,6 +33,7 @@ use serde_yaml::Value;
 pub use env::expand_env;
 pub use errors::{ConfigError, ConfigErrors, EXIT_CONFIG};
 pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_NAMESERVER_PORT};
+pub use access::DEFAULT_REQUEST_MEMORY;
 pub use model::*;
 pub use otlp::{DEFAULT_COMPRESSION, DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{
@@ -109,5 +110,6 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
         },
     };
     routes::check(&config, errs);
+    service::check_request_memory(&config, errs);
     config
 }

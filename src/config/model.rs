@@ -280,6 +280,13 @@ pub struct RuntimeConfig {
     /// below the supervisor's kill timeout (systemd `TimeoutStopSec`, Kubernetes
     /// `terminationGracePeriodSeconds`). Applies from start; a reload does not change it.
     pub drain_timeout: Duration,
+    /// `request_memory_mib` (ours), in bytes: request bodies, their split parts and decoded
+    /// copies a core holds until answered. Past it, clients get `RESOURCE_EXHAUSTED` / 429.
+    /// With the retry queues' `max_size_mib` it bounds a core's data memory under any overload.
+    /// Size it to (requests in flight per core) × (typical request size) × 2 (a request and
+    /// its parts); it must hold at least two of the largest requests a receiver accepts.
+    /// Default (`None`): 256 MiB, or 4 × the largest request if that is more.
+    pub request_memory: Option<usize>,
 }
 
 /// Default `service.runtime.drain_timeout`.
@@ -287,6 +294,6 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { cores: None, drain_timeout: DEFAULT_DRAIN_TIMEOUT }
+        RuntimeConfig { cores: None, drain_timeout: DEFAULT_DRAIN_TIMEOUT, request_memory: None }
     }
 }

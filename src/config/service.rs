@@ -131,13 +131,29 @@ fn refuse_items(field: &Field<'_>, errs: &mut Errors, message: &str) {
     }
 }
 
+/// 1 TiB: past any machine's memory, so a larger value is a typo.
+const MAX_REQUEST_MEMORY_MIB: u64 = 1 << 20;
+
+/// A configured `request_memory_mib` must hold two of the largest requests: one being read
+/// and its split parts (a request over the budget could never be accepted at all).
+pub(crate) fn check_request_memory(cfg: &super::Config, errs: &mut Errors) {
+    let (Some(memory), largest) = (cfg.runtime.request_memory, cfg.largest_request()) else { return };
+    if memory < largest.saturating_mul(2) {
+        let need = largest.saturating_mul(2).div_ceil(1 << 20);
+        let msg = format!("must be at least {need} MiB: twice the largest request a receiver accepts");
+        errs.add("service.runtime.request_memory_mib", &msg);
+    }
+}
+
 /// `runtime` (ours): `cores: "0-3"` or `cores: [0, 2]`.
 fn runtime(field: &Field<'_>, errs: &mut Errors) -> RuntimeConfig {
     let mut fields = field.fields(errs);
     let cores = fields.take("cores").and_then(|c| cores(&c, errs));
     let drain = fields.take("drain_timeout").and_then(|d| d.duration(errs));
+    let memory = fields.take("request_memory_mib").and_then(|m| m.uint(errs, 1, MAX_REQUEST_MEMORY_MIB));
     fields.finish(errs);
-    RuntimeConfig { cores, drain_timeout: drain.unwrap_or(super::model::DEFAULT_DRAIN_TIMEOUT) }
+    let drain_timeout = drain.unwrap_or(super::model::DEFAULT_DRAIN_TIMEOUT);
+    RuntimeConfig { cores, drain_timeout, request_memory: memory.and_then(|m| usize::try_from(m << 20).ok()) }
 }
 
 fn cores(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<usize>> {

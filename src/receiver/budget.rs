@@ -6,32 +6,45 @@ use std::cell::Cell;
 /// Bytes of request bodies a core may hold at once.
 #[derive(Debug)]
 pub struct ByteBudget {
-    limit: usize,
+    limit: Cell<usize>,
     used: Cell<usize>,
+    /// High-water mark of `used`: what an operator compares with `limit` to size it.
+    peak: Cell<usize>,
 }
 
 impl ByteBudget {
     /// Size it to (concurrent requests you expect per core) × (typical request size), and at
     /// least a few times the largest accepted message.
     pub fn new(limit: usize) -> Self {
-        ByteBudget { limit, used: Cell::new(0) }
+        ByteBudget { limit: Cell::new(limit), used: Cell::new(0), peak: Cell::new(0) }
     }
 
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.get()
+    }
+
+    /// A new limit (reload). Bytes already held stay held; new takes see the new limit.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.set(limit);
     }
 
     pub fn used(&self) -> usize {
         self.used.get()
     }
 
+    /// The most bytes held at once since the core started.
+    pub fn peak(&self) -> usize {
+        self.peak.get()
+    }
+
     /// Takes `n` bytes into `held`, or refuses without taking anything.
     pub fn take(&self, held: &mut Held<'_>, n: usize) -> bool {
         let used = self.used.get().saturating_add(n);
-        if used > self.limit {
+        if used > self.limit.get() {
             return false;
         }
         self.used.set(used);
+        self.peak.set(self.peak.get().max(used));
         held.bytes += n;
         true
     }
@@ -72,5 +85,6 @@ mod tests {
         assert_eq!(b.used(), 40);
         drop(c);
         assert_eq!(b.used(), 0);
+        assert_eq!(b.peak(), 100, "the high-water mark stays");
     }
 }

@@ -95,6 +95,8 @@ pub struct CoreSpec {
     pub listeners: Vec<ListenerSpec>,
     pub exporters: Vec<ExporterSpec>,
     pub pipelines: Vec<PipelineSpec>,
+    /// The core's request budget in bytes (`Config::request_memory`).
+    pub request_memory: usize,
 }
 
 /// The gateway's service on one listener of one core (the HTTP receiver calls it with the
@@ -172,8 +174,7 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let _ = ready.send(Ok(()));
     let control = control.connect().await;
     let mut routing = Routing::new(spec.clone());
-    let max_recv = spec.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
-    let budget = Rc::new(ByteBudget::new(super::tuning::core_request_budget(max_recv)));
+    let budget = Rc::new(ByteBudget::new(spec.request_memory));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
     // Counters are kept per listener (receiver × transport); telemetry names them.
     let service = |(i, l): (usize, &ListenerSpec)| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, i));
@@ -193,10 +194,13 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let drain = loop {
         match control.recv().await {
             Some(Control::Backends { exporter, set }) => routing.set_backends(exporter, &set),
-            Some(Control::Reload(spec)) => routing = reload(&routing, &spec, &services),
+            Some(Control::Reload(spec)) => {
+                budget.set_limit(spec.request_memory);
+                routing = reload(&routing, &spec, &services);
+            }
             Some(Control::Shutdown { drain }) => break drain,
             Some(Control::Scrape { core, reply }) => {
-                drop(reply.send(crate::telemetry::core_snapshot(core, routing.rings(), budget.used())));
+                drop(reply.send(crate::telemetry::core_snapshot(core, routing.rings(), &budget)));
             }
             None => break Duration::from_secs(10),
         }

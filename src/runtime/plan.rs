@@ -35,7 +35,8 @@ pub(super) struct Plan {
 /// indexes, so that counters and messages indexed by exporter keep their meaning across a
 /// reload; one no longer used stays as an empty slot.
 pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, StartError> {
-    let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new() };
+    let request_memory = cfg.request_memory();
+    let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new(), request_memory };
     spec.exporters = previous
         .iter()
         .map(|id| ExporterSpec { id: id.clone(), used: false, backends: None, settings: Default::default() })

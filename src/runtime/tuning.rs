@@ -49,8 +49,3 @@ pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// A request whose body has not fully arrived by then gets DEADLINE_EXCEEDED (slow senders
 /// must not pin memory). 30 s covers a 4 MiB request at about 1 Mbit/s.
 pub const REQUEST_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Request bytes a core holds at once: 256 MiB, or 4 × the largest message if that is more.
-pub fn core_request_budget(max_recv: usize) -> usize {
-    (256usize << 20).max(max_recv.saturating_mul(4))
-}

@@ -21,6 +21,7 @@ pub use counters::{Counters, Live, PartMeter};
 pub use server::{Shared, Telemetry, TelemetryError};
 
 use crate::routing::Ring;
+use crate::receiver::budget::ByteBudget;
 
 /// One core's answer to a scrape.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +31,8 @@ pub struct CoreSnapshot {
     pub counters: Counters,
     /// Request bytes the core holds (its `ByteBudget` in use).
     pub bytes_in_flight: u64,
+    /// The most request bytes the core has held at once.
+    pub bytes_in_flight_peak: u64,
     /// The ring of each exporter (by index) the core routes with; `None` while it has none.
     pub rings: Vec<Option<RingView>>,
     /// Acknowledged parts waiting for a retry: (items, bytes), and items dropped after their
@@ -71,9 +74,10 @@ impl RingView {
 }
 
 /// Takes this core's snapshot (call it on the core's own thread).
-pub fn core_snapshot(core: usize, rings: Vec<Option<RingView>>, bytes_in_flight: usize) -> CoreSnapshot {
+pub fn core_snapshot(core: usize, rings: Vec<Option<RingView>>, budget: &ByteBudget) -> CoreSnapshot {
     let counters = counters::with(counters::CoreStats::snapshot);
-    CoreSnapshot { cpu: core, counters, bytes_in_flight: bytes_in_flight as u64, rings, retry: RetryCounts::here() }
+    let (bytes_in_flight, bytes_in_flight_peak) = (budget.used() as u64, budget.peak() as u64);
+    CoreSnapshot { cpu: core, counters, bytes_in_flight, bytes_in_flight_peak, rings, retry: RetryCounts::here() }
 }
 
 /// Where a core sends its snapshot.

@@ -51,7 +51,7 @@ pub struct Totals {
     /// (resolver kind, stats) of each DNS resolver.
     pub resolutions: Vec<(&'static str, Stats)>,
     /// Per core: (cpu, connections, streams, queue depth, bytes in flight).
-    pub cores: Vec<[u64; 5]>,
+    pub cores: Vec<[u64; 6]>,
     /// Per core: (cpu, items queued for retry, bytes queued, items dropped after retries).
     pub retry: Vec<[u64; 4]>,
 }
@@ -89,7 +89,7 @@ impl Totals {
             backends.iter().for_each(|(n, b)| self.backends.entry(n.clone()).or_default().merge(b));
         }
         let depth = c.parts_in_flight;
-        self.cores.push([core.cpu as u64, c.connections, c.streams, depth, core.bytes_in_flight]);
+        self.cores.push([core.cpu as u64, c.connections, c.streams, depth, core.bytes_in_flight, core.bytes_in_flight_peak]);
         let r = core.retry;
         self.retry.push([core.cpu as u64, r.queued_items, r.queued_bytes, r.dropped_items]);
     }
@@ -246,6 +246,10 @@ impl Exposition {
             (
                 "otlp_gateway_core_bytes_in_flight",
                 "Request bytes the core holds in memory (its request budget in use).",
+            ),
+            (
+                "otlp_gateway_core_bytes_in_flight_peak",
+                "The most request bytes the core has held at once (compare with service.runtime.request_memory_mib).",
             ),
         ];
         for (i, (name, help)) in gauges.iter().enumerate() {

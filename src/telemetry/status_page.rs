@@ -115,14 +115,14 @@ fn backend_row(h: &mut String, b: &str, share: f64, totals: &Totals, rates: &Rat
 fn core_table(h: &mut String, totals: &Totals, rates: &Rates) {
     h.push_str(
         "<h2>Cores</h2><table id=\"cores\"><tr><th>CPU</th><th>spans/s</th><th>connections</th>\
-        <th>streams</th><th>queue depth</th><th>bytes in flight</th></tr>",
+        <th>streams</th><th>queue depth</th><th>bytes in flight</th><th>peak bytes</th></tr>",
     );
-    for [cpu, conns, streams, depth, bytes] in &totals.cores {
+    for [cpu, conns, streams, depth, bytes, peak] in &totals.cores {
         let rate = rates.cores.get(&(*cpu as usize)).copied().unwrap_or(0.0);
         let _ = write!(
             h,
             "<tr class=\"core\"><td>{cpu}</td><td class=\"rate\">{rate:.0}</td><td>{conns}</td>\
-            <td>{streams}</td><td>{depth}</td><td>{bytes}</td></tr>"
+            <td>{streams}</td><td>{depth}</td><td>{bytes}</td><td>{peak}</td></tr>"
         );
     }
     h.push_str("</table>");
@@ -155,7 +155,7 @@ mod tests {
         let mut totals = Totals::default();
         let stats = BackendStats { items: ItemCounts { ok: [100, 0, 0], failed: [0; 3] }, ..Default::default() };
         totals.backends.insert("b<1>".into(), stats);
-        totals.cores.push([0, 1, 2, 3, 4]);
+        totals.cores.push([0, 1, 2, 3, 4, 5]);
         let mut rates = Rates::default();
         rates.backends.insert("b<1>".into(), 42.0);
         let page = render(Verdict::Ready, &totals, &[core], &rates, None);

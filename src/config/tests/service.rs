@@ -145,3 +145,17 @@ fn runtime_cores() {
         assert_eq!(got, path, "{extra}: {message}");
     }
 }
+
+#[test]
+fn runtime_request_memory() {
+    let memory = |extra: &str| ok(&with_service(extra)).request_memory();
+    assert_eq!(memory(""), 256 << 20, "the default");
+    assert_eq!(memory("  runtime:\n    request_memory_mib: 16"), 16 << 20);
+    let (path, message) = one_error(&with_service("  runtime:\n    request_memory_mib: 7"));
+    assert_eq!(path, "service.runtime.request_memory_mib");
+    assert!(message.contains("at least 8 MiB"), "twice the 4 MiB default max_recv_msg_size: {message}");
+    for bad in ["0", "x", "-1"] {
+        let (path, _) = one_error(&with_service(&format!("  runtime:\n    request_memory_mib: {bad}")));
+        assert_eq!(path, "service.runtime.request_memory_mib", "{bad}");
+    }
+}

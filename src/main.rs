@@ -55,6 +55,10 @@ enum Cmd {
         /// Pin the sink to this CPU.
         #[arg(long)]
         cpu: Option<usize>,
+        /// Serve at most this many items per second per listener, one request after another,
+        /// like a collector of fixed capacity (overload runs); default unlimited.
+        #[arg(long)]
+        max_rate: Option<u64>,
     },
     /// Send realistic ExportTraceServiceRequests with distinct trace ids.
     Loadgen {
@@ -103,7 +107,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Run { config, cores } => run(&config, cores.as_deref()),
         Cmd::Validate { config } => Ok(validate(&config)),
         Cmd::PrintConfig { config } => Ok(print_config(&config)),
-        Cmd::Sink { listen, cpu } => sink(&listen, cpu),
+        Cmd::Sink { listen, cpu, max_rate } => sink(&listen, cpu, max_rate),
         Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu } => {
             let opts = loadgen::LoadgenOpts {
                 target,
@@ -215,8 +219,9 @@ fn register_stop(flag: &Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sink(listen: &[SocketAddr], cpu: Option<usize>) -> anyhow::Result<ExitCode> {
+fn sink(listen: &[SocketAddr], cpu: Option<usize>, max_rate: Option<u64>) -> anyhow::Result<ExitCode> {
     let sink = Sink::start(listen, placement(cpu), false)?;
+    sink.stats.iter().for_each(|s| s.set_max_rate(max_rate.unwrap_or(0)));
     let stop = Arc::new(AtomicBool::new(false));
     register_stop(&stop)?;
     eprintln!("sink: listening on {:?}", sink.addrs);

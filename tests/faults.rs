@@ -421,3 +421,45 @@ fn overload_against_a_refusing_backend_stays_within_the_queue_bound() {
     assert_eq!(unique_spans(&[&a, &b]), spans(&[&a, &b]), "no duplicates");
     assert_eq!(spans(&[&a, &b]), report.spans_ok, "refused requests delivered nothing anywhere");
 }
+
+/// Backends of fixed capacity, offered ten times that: the core's request memory stays within
+/// `request_memory_mib`, clients are pushed back with RESOURCE_EXHAUSTED, and everything
+/// acknowledged arrives once, after the backlog drains.
+#[test]
+fn ten_times_overload_stays_within_the_configured_request_memory() {
+    const CAPACITY: u64 = 2_000; // spans/s per backend
+    let sinks: Vec<Sink> = (0..3).map(|_| sink_at(loopback())).collect();
+    sinks.iter().for_each(|s| s.stats[0].set_max_rate(CAPACITY));
+    let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.addrs[0]).collect();
+    let gw = ConfigBuilder::new(&addrs).request_memory_mib(8).timeout("20s").never_eject().start();
+    let opts = LoadgenOpts {
+        target: gw.grpc_addr,
+        rate: Some(10 * 3 * CAPACITY),
+        duration: Duration::from_millis(3000),
+        spans_per_trace: PER_TRACE,
+        connections: 8,
+        streams: 64,
+        ..Default::default()
+    };
+    let run = std::thread::spawn(move || loadgen::run(opts).expect("loadgen runs"));
+    let report = run.join().expect("load thread");
+    let refs: Vec<&Sink> = sinks.iter().collect();
+    let delivered = wait_until(Duration::from_secs(30), || unique_spans(&refs) >= report.spans_ok);
+    let peak = metric(&gw, "otlp_gateway_core_bytes_in_flight_peak{core=\"0\"}");
+    gw.shutdown();
+    let exhausted = report.errors.iter().filter(|(e, _)| e.contains("ResourceExhausted")).map(|(_, n)| n).sum::<u64>();
+    eprintln!(
+        "10x overload: requests {} acked spans {} refused {exhausted} other errors {} peak request bytes {peak:?} received {}",
+        report.requests_ok + report.requests_failed,
+        report.spans_ok,
+        report.requests_failed - exhausted,
+        spans(&refs)
+    );
+    let peak = peak.expect("the peak gauge is exported");
+    assert!(peak > 4 << 20 && peak <= 8 << 20, "request memory reached, and held, its 8 MiB bound: {peak}");
+    assert!(exhausted > 0, "clients are pushed back: {:?}", report.errors);
+    assert_eq!(report.requests_failed, exhausted, "{:?}", report.errors);
+    assert!(delivered, "everything acknowledged arrives");
+    assert_eq!(unique_spans(&refs), spans(&refs), "no duplicates");
+    assert_eq!(spans(&refs), report.spans_ok, "refused requests delivered nothing");
+}

@@ -30,10 +30,10 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
+pub use access::DEFAULT_REQUEST_MEMORY;
 pub use env::expand_env;
 pub use errors::{ConfigError, ConfigErrors, EXIT_CONFIG};
 pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_NAMESERVER_PORT};
-pub use access::DEFAULT_REQUEST_MEMORY;
 pub use model::*;
 pub use otlp::{DEFAULT_COMPRESSION, DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
 pub use receivers::{

@@ -172,11 +172,8 @@ fn service(cfg: &Config) -> Value {
         if cfg.telemetry.health_check.is_some() { list(&["health_check"], |s| text(s)) } else { Value::Null };
     let cores = cfg.runtime.cores.as_ref().map_or(Value::Null, |c| list(c, |c| Value::from(*c)));
     let memory = Value::from((cfg.request_memory() >> 20) as u64);
-    let runtime = map([
-        ("cores", cores),
-        ("drain_timeout", duration(cfg.runtime.drain_timeout)),
-        ("request_memory_mib", memory),
-    ]);
+    let runtime =
+        map([("cores", cores), ("drain_timeout", duration(cfg.runtime.drain_timeout)), ("request_memory_mib", memory)]);
     map([
         ("extensions", extensions),
         ("pipelines", Value::Mapping(pipelines)),

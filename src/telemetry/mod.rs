@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 pub use counters::{Counters, Live, PartMeter};
 pub use server::{Shared, Telemetry, TelemetryError};
 
-use crate::routing::Ring;
 use crate::receiver::budget::ByteBudget;
+use crate::routing::Ring;
 
 /// One core's answer to a scrape.
 #[derive(Debug, Clone, Default)]

@@ -89,7 +89,14 @@ impl Totals {
             backends.iter().for_each(|(n, b)| self.backends.entry(n.clone()).or_default().merge(b));
         }
         let depth = c.parts_in_flight;
-        self.cores.push([core.cpu as u64, c.connections, c.streams, depth, core.bytes_in_flight, core.bytes_in_flight_peak]);
+        self.cores.push([
+            core.cpu as u64,
+            c.connections,
+            c.streams,
+            depth,
+            core.bytes_in_flight,
+            core.bytes_in_flight_peak,
+        ]);
         let r = core.retry;
         self.retry.push([core.cpu as u64, r.queued_items, r.queued_bytes, r.dropped_items]);
     }

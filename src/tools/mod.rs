@@ -8,3 +8,4 @@ pub mod record;
 pub mod signalgen;
 pub mod sink;
 pub mod spangen;
+pub mod throttle;

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::net::TcpListener;
@@ -14,12 +15,16 @@ use glommio::sync::Gate;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use super::record::{Recorded, snapshot};
+use super::throttle::Throttle;
 use crate::config::Signal;
 use crate::grpc::{Code, Status, signal_of};
 use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
 use crate::runtime::shutdown::Shutdown;
 use crate::wire::{GRPC_PREFIX, walk};
+
+/// The throttles' common clock.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// What one sink listener has received.
 #[derive(Debug, Default)]
@@ -37,6 +42,8 @@ pub struct SinkStats {
     /// Whether to keep every request body whole (see [`SinkStats::keep_bodies`]).
     keep: AtomicBool,
     bodies: std::sync::Mutex<Vec<(Signal, Vec<u8>)>>,
+    /// This listener's capacity (see [`SinkStats::set_max_rate`]).
+    throttle: std::sync::Mutex<Throttle>,
 }
 
 impl SinkStats {
@@ -74,6 +81,23 @@ impl SinkStats {
     /// The request bodies kept (protobuf, without the gRPC prefix), in arrival order.
     pub fn bodies(&self) -> Vec<(Signal, Vec<u8>)> {
         self.bodies.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes this listener serve at most `items_per_s` spans, points or log records per second,
+    /// one request after another, like a collector of fixed capacity (0: unlimited).
+    pub fn set_max_rate(&self, items_per_s: u64) {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner()).set_rate(items_per_s);
+    }
+
+    /// How long a request of `framed` takes to be served at this listener's capacity.
+    fn service_time(&self, signal: Signal, framed: &[u8]) -> Duration {
+        let range = GRPC_PREFIX..framed.len();
+        let items = match signal {
+            Signal::Metrics => walk::count_points(framed, range),
+            _ => walk::count_items(framed, range),
+        };
+        let now = EPOCH.get_or_init(Instant::now).elapsed();
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner()).admit(now, items.unwrap_or(0))
     }
 
     /// Makes this listener refuse requests with `code` (`None` to accept again).
@@ -170,6 +194,10 @@ impl GrpcService for SinkService {
         let delay = self.1.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             glommio::timer::sleep(Duration::from_millis(delay)).await;
+        }
+        let service = self.0.service_time(signal, &framed);
+        if !service.is_zero() {
+            glommio::timer::sleep(service).await;
         }
         if let Some(status) = self.0.failure() {
             return Err(status);

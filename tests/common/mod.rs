@@ -39,8 +39,8 @@ pub struct ConfigBuilder {
     health_check: bool,
     /// Extra keys of every exporter (YAML indented by 4), e.g. `retry_on_failure`.
     exporter_extra: String,
-    /// `service.runtime.drain_timeout`, when set.
-    drain_timeout: Option<&'static str>,
+    /// `service.runtime` keys, indented 4.
+    runtime: String,
     /// Adds an OTLP/HTTP server on 127.0.0.1:0 with this `max_request_body_size` (or the default).
     http: Option<Option<u64>>,
     /// Extra `protocols.http` lines, indented 8.
@@ -63,7 +63,7 @@ impl ConfigBuilder {
             telemetry: "    metrics:\n      address: 127.0.0.1:0\n".into(),
             health_check: false,
             exporter_extra: String::new(),
-            drain_timeout: None,
+            runtime: String::new(),
             http: None,
             http_extra: String::new(),
             otlp_extra: String::new(),
@@ -85,7 +85,13 @@ impl ConfigBuilder {
 
     /// Sets `service.runtime.drain_timeout`.
     pub fn drain_timeout(mut self, d: &'static str) -> Self {
-        self.drain_timeout = Some(d);
+        self.runtime += &format!("    drain_timeout: {d}\n");
+        self
+    }
+
+    /// Sets `service.runtime.request_memory_mib`.
+    pub fn request_memory_mib(mut self, mib: u64) -> Self {
+        self.runtime += &format!("    request_memory_mib: {mib}\n");
         self
     }
 
@@ -237,7 +243,7 @@ impl ConfigBuilder {
             .iter()
             .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
             .collect();
-        let runtime = self.drain_timeout.map(|d| format!("  runtime:\n    drain_timeout: {d}\n")).unwrap_or_default();
+        let runtime = if self.runtime.is_empty() { String::new() } else { format!("  runtime:\n{}", self.runtime) };
         let (extensions, enabled) = match self.health_check {
             true => ("extensions:\n  health_check:\n    endpoint: 127.0.0.1:0\n", "  extensions: [health_check]\n"),
             false => ("", ""),

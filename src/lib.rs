@@ -18,6 +18,7 @@ pub mod resolver;
 pub mod routing;
 pub mod runtime;
 pub mod telemetry;
+pub mod tls;
 pub mod tools;
 pub mod wire;
 pub use runtime::gateway::Gateway;

@@ -84,3 +84,54 @@ impl Leaf {
         (write(dir, &format!("{name}.pem"), &self.cert), write(dir, &format!("{name}-key.pem"), &self.key))
     }
 }
+
+/// The usual files in a fresh directory: `ca.pem`; `server.pem`/`server-key.pem` (CN
+/// `server-1`, for localhost and 127.0.0.1) and `client.pem`/`client-key.pem` from that CA;
+/// `other-ca.pem` and `other-client.pem`/`other-client-key.pem` from an unrelated CA.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: Ca,
+    pub other: Ca,
+}
+
+impl Pki {
+    pub fn new(tag: &str) -> Pki {
+        let (dir, ca, other) = (temp_dir(tag), Ca::new("test CA"), Ca::new("other CA"));
+        write(&dir, "ca.pem", &ca.pem);
+        write(&dir, "other-ca.pem", &other.pem);
+        ca.server("server-1").write(&dir, "server");
+        ca.client("client").write(&dir, "client");
+        other.client("stranger").write(&dir, "other-client");
+        Pki { dir, ca, other }
+    }
+
+    /// The path of `name` in the directory, as config text.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// A receiver `tls` flow mapping with the server files and `extra` keys (`, key: value`).
+    pub fn server_tls(&self, extra: &str) -> String {
+        format!("{{cert_file: {}, key_file: {}{extra}}}", self.path("server.pem"), self.path("server-key.pem"))
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `yaml` (as `ConfigBuilder` writes it) with `tls` (a flow mapping) on the gRPC receiver.
+pub fn with_grpc_tls(yaml: &str, tls: &str) -> String {
+    let grpc = "      grpc:\n        endpoint: 127.0.0.1:0\n";
+    assert!(yaml.contains(grpc), "unexpected config shape:\n{yaml}");
+    yaml.replacen(grpc, &format!("{grpc}        tls: {tls}\n"), 1)
+}
+
+/// `yaml` (as `ConfigBuilder` writes it) with every exporter's `tls` replaced by `tls`.
+pub fn with_backend_tls(yaml: &str, tls: &str) -> String {
+    let insecure = "        tls:\n          insecure: true\n";
+    assert!(yaml.contains(insecure), "unexpected config shape:\n{yaml}");
+    yaml.replace(insecure, &format!("        tls: {tls}\n"))
+}

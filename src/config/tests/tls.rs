@@ -1,7 +1,5 @@
 //! `tls` on receivers and exporters: files read at load, errors at their key paths.
 
-use std::path::{Path, PathBuf};
-
 use super::{errors_of, ok, with_exporters, with_protocols};
 use crate::config::{Exporter, effective_yaml};
 use crate::tls::TlsVersion;
@@ -9,18 +7,12 @@ use crate::tls::TlsVersion;
 #[path = "../../../tests/common/certs.rs"]
 mod certs;
 
-/// A directory with `ca.pem`, `server.pem`/`server-key.pem` and `client.pem`/`client-key.pem`.
-fn pki() -> PathBuf {
-    let dir = certs::temp_dir("config-tls");
-    let ca = certs::Ca::new("test CA");
-    certs::write(&dir, "ca.pem", &ca.pem);
-    ca.server("server").write(&dir, "server");
-    ca.client("client").write(&dir, "client");
-    dir
+fn pki() -> certs::Pki {
+    certs::Pki::new("config-tls")
 }
 
-fn p(dir: &Path, name: &str) -> String {
-    dir.join(name).display().to_string()
+fn p(pki: &certs::Pki, name: &str) -> String {
+    pki.path(name)
 }
 
 /// `grpc` and `http` servers with `tls` (YAML flow mapping) on both.
@@ -28,8 +20,8 @@ fn receivers_with(tls: &str) -> String {
     with_protocols(&format!("      grpc:\n        tls: {tls}\n      http:\n        tls: {tls}"))
 }
 
-fn server_tls(dir: &Path, extra: &str) -> String {
-    format!("{{cert_file: {}, key_file: {}{extra}}}", p(dir, "server.pem"), p(dir, "server-key.pem"))
+fn server_tls(pki: &certs::Pki, extra: &str) -> String {
+    pki.server_tls(extra)
 }
 
 /// The load balancer with `tls` (YAML flow mapping) on its `protocol.otlp`.
@@ -71,14 +63,14 @@ fn receiver_mtls_and_versions() {
     let config = ok(&receivers_with(&server_tls(&dir, &extra)));
     let receiver = config.receivers.values().next().expect("receiver");
     let tls = receiver.grpc.as_ref().and_then(|g| g.tls.as_ref()).expect("grpc tls");
-    assert_eq!(tls.client_ca_file.as_deref(), Some(dir.join("ca.pem").as_path()));
+    assert_eq!(tls.client_ca_file.as_deref(), Some(dir.dir.join("ca.pem").as_path()));
     assert_eq!((tls.min_version, tls.max_version), (TlsVersion::V1_3, TlsVersion::V1_3));
 }
 
 #[test]
 fn receiver_tls_errors_name_their_keys_all_at_once() {
     let dir = pki();
-    certs::write(&dir, "garbage.pem", "not a certificate");
+    certs::write(&dir.dir, "garbage.pem", "not a certificate");
     let cases = [
         ("{}".to_string(), vec!["tls.cert_file", "tls.key_file"], "missing required key"),
         (server_tls(&dir, ", min_version: \"1.1\""), vec!["tls.min_version"], "not supported"),
@@ -191,7 +183,7 @@ fn configs_equal_until_a_file_changes() {
     let yaml = receivers_with(&server_tls(&dir, ""));
     assert_eq!(ok(&yaml), ok(&yaml), "same files: same config (a reload keeps connections)");
     let before = ok(&yaml);
-    certs::Ca::new("other CA").server("rotated").write(&dir, "server");
+    certs::Ca::new("other CA").server("rotated").write(&dir.dir, "server");
     assert_ne!(before, ok(&yaml), "a rotated certificate is a change");
 }
 

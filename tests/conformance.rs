@@ -41,11 +41,10 @@ fn run_client(mode: &str, endpoint: std::net::SocketAddr, tag: &str) -> serde_js
 fn run_client_with(mode: &str, endpoint: std::net::SocketAddr, tag: &str, extra: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/otlp_clients.py");
     let python = python();
-    let out = Command::new(&python)
-        .args([script, mode, &endpoint.to_string(), tag])
-        .args(extra)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (run .ci/run, or set OTLP_GATEWAY_PYTHON)", python.display()));
+    let out =
+        Command::new(&python).args([script, mode, &endpoint.to_string(), tag]).args(extra).output().unwrap_or_else(
+            |e| panic!("cannot run {}: {e} (run .ci/run, or set OTLP_GATEWAY_PYTHON)", python.display()),
+        );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{mode}: the client failed ({}):\n{stderr}", out.status);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{mode}: bad output {e}: {stderr}"))

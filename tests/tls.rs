@@ -286,7 +286,8 @@ fn a_backend_certificate_from_another_ca_is_unavailable_naming_the_backend() {
     let pki = Pki::new("tls-backend-ca");
     let sink = tls_sink(&pki, "server", None);
     let backend = sink.addrs[0].to_string();
-    let Err(ExportError::Rejected(status)) = through_gateway(&sink, &format!("{{ca_file: {}}}", pki.path("other-ca.pem")))
+    let Err(ExportError::Rejected(status)) =
+        through_gateway(&sink, &format!("{{ca_file: {}}}", pki.path("other-ca.pem")))
     else {
         panic!("the export should fail");
     };

@@ -71,28 +71,33 @@ pub(crate) fn receiver_tls(
 pub(crate) fn exporter_tls(field: &Field<'_>, errs: &mut Errors, scheme: Scheme) -> Option<ExporterTls> {
     let mut fields = field.fields(errs);
     let insecure = fields.take("insecure");
-    let insecure_value = insecure.as_ref().and_then(|i| i.boolean(errs));
     let settings = client_settings(&mut fields, errs);
     fields.reject(&["reload_interval"], errs, |_| RELOAD_INTERVAL.into());
     fields.unsupported(CLIENT_UNSUPPORTED, errs);
     fields.finish(errs);
-    let plaintext = match (scheme, insecure_value) {
-        (Scheme::Http, Some(false)) => {
-            insecure.as_ref().and_then(|i| i.fail(errs, "contradicts the endpoint's `http://`"))
-        }
-        (Scheme::Https, Some(true)) => {
-            insecure.as_ref().and_then(|i| i.fail(errs, "contradicts the endpoint's `https://`"))
-        }
-        (Scheme::Http, _) => Some(true),
-        (Scheme::Https, _) => Some(false),
-        (Scheme::Unsaid, value) => Some(value.unwrap_or(false)),
-    }?;
+    let plaintext = is_plaintext(scheme, insecure.as_ref(), errs)?;
     if plaintext {
         let why = if scheme == Scheme::Http { "the endpoint's `http://`" } else { "`insecure: true`" };
         settings.present.iter().for_each(|f| f.report(errs, format!("has no effect: {why} means plaintext")));
         return None;
     }
     settings.build(field, errs)
+}
+
+/// Whether `insecure` and the endpoint's scheme say plaintext; `None` if they contradict each
+/// other or `insecure` is not a boolean (reported).
+fn is_plaintext(scheme: Scheme, insecure: Option<&Field<'_>>, errs: &mut Errors) -> Option<bool> {
+    let value = match insecure {
+        Some(i) => Some(i.boolean(errs)?),
+        None => None,
+    };
+    match (scheme, value) {
+        (Scheme::Http, Some(false)) => insecure?.fail(errs, "contradicts the endpoint's `http://`"),
+        (Scheme::Https, Some(true)) => insecure?.fail(errs, "contradicts the endpoint's `https://`"),
+        (Scheme::Http, _) => Some(true),
+        (Scheme::Https, _) => Some(false),
+        (Scheme::Unsaid, value) => Some(value.unwrap_or(false)),
+    }
 }
 
 /// The client keys besides `insecure`, as given.

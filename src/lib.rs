@@ -3,8 +3,8 @@
 //! The data path, in folder order: `receiver` (OTLP/gRPC server) → `wire` (zero-copy protobuf
 //! walking and splitting) → `routing` (keys, consistent-hash ring) → `exporter` (per-core backend
 //! pools). Beside it: `runtime` (glommio executors, the only place that knows about io_uring),
-//! `config`, `grpc` (framing and status shared by both ends) and `tools` (sink,
-//! loadgen, demo).
+//! `config`, `grpc` (framing and status shared by both ends), `tls` (rustls configs and the
+//! plaintext-or-TLS stream) and `tools` (sink, loadgen, demo).
 
 // No panics on peer data: the library never unwraps (tests may).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -18,6 +18,7 @@ pub mod resolver;
 pub mod routing;
 pub mod runtime;
 pub mod telemetry;
+pub mod tls;
 pub mod tools;
 pub mod wire;
 pub use runtime::gateway::Gateway;

@@ -13,6 +13,7 @@ use glommio::Placement;
 use otlp_gateway::Gateway;
 use otlp_gateway::config::{self, EXIT_CONFIG};
 use otlp_gateway::telemetry::logging;
+use otlp_gateway::tls;
 use otlp_gateway::tools::{demo, loadgen, sink::Sink};
 
 #[derive(Parser)]
@@ -59,6 +60,12 @@ enum Cmd {
         /// like a collector of fixed capacity (overload runs); default unlimited.
         #[arg(long)]
         max_rate: Option<u64>,
+        /// Serve TLS with this PEM certificate chain (needs `--tls-key`).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of `--tls-cert`.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Send realistic ExportTraceServiceRequests with distinct trace ids.
     Loadgen {
@@ -80,6 +87,12 @@ enum Cmd {
         /// Pin the load generator to this CPU.
         #[arg(long)]
         cpu: Option<usize>,
+        /// Connect with TLS, trusting the CAs in this PEM file.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// The name to verify the target's certificate by (default: the target's IP).
+        #[arg(long, requires = "tls_ca")]
+        tls_server_name: Option<String>,
     },
     /// Run the gateway, three sinks and loadgen on loopback from an embedded config.
     Demo {
@@ -107,8 +120,18 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Run { config, cores } => run(&config, cores.as_deref()),
         Cmd::Validate { config } => Ok(validate(&config)),
         Cmd::PrintConfig { config } => Ok(print_config(&config)),
-        Cmd::Sink { listen, cpu, max_rate } => sink(&listen, cpu, max_rate),
-        Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu } => {
+        Cmd::Sink { listen, cpu, max_rate, tls_cert, tls_key } => sink(&listen, cpu, max_rate, tls_cert.zip(tls_key)),
+        Cmd::Loadgen {
+            target,
+            rate,
+            duration,
+            spans_per_request,
+            connections,
+            streams,
+            cpu,
+            tls_ca,
+            tls_server_name,
+        } => {
             let opts = loadgen::LoadgenOpts {
                 target,
                 rate,
@@ -118,6 +141,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 streams,
                 progress: true,
                 placement: placement(cpu),
+                tls: tls_ca.map(|ca| client_tls(&ca, tls_server_name)).transpose()?,
                 ..Default::default()
             };
             print!("{}", loadgen::run(opts)?.summary());
@@ -219,8 +243,41 @@ fn register_stop(flag: &Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sink(listen: &[SocketAddr], cpu: Option<usize>, max_rate: Option<u64>) -> anyhow::Result<ExitCode> {
-    let sink = Sink::start(listen, placement(cpu), false)?;
+/// Loadgen's TLS: trust `ca`, verify the target as `name` (else its IP).
+fn client_tls(ca: &std::path::Path, name: Option<String>) -> anyhow::Result<tls::BackendTls> {
+    let (min_version, max_version) = (tls::TlsVersion::V1_2, tls::TlsVersion::V1_3);
+    let files =
+        tls::ClientFiles { ca_file: Some(ca), identity: None, insecure_skip_verify: false, min_version, max_version };
+    let config = tls::client_config(&files).map_err(tls_errors)?;
+    let server_name = name.map(tls::ServerName::try_from).transpose().context("--tls-server-name")?;
+    Ok(tls::BackendTls { config, server_name })
+}
+
+/// The sink's TLS config from `--tls-cert` and `--tls-key`.
+fn server_tls((cert, key): (PathBuf, PathBuf)) -> anyhow::Result<Arc<tls::ServerConfig>> {
+    let (min_version, max_version) = (tls::TlsVersion::V1_2, tls::TlsVersion::V1_3);
+    let files = tls::ServerFiles {
+        cert_file: &cert,
+        key_file: &key,
+        client_ca_file: None,
+        min_version,
+        max_version,
+        alpn: tls::ALPN_GRPC,
+    };
+    Ok(tls::server_config(&files).map_err(tls_errors)?.config)
+}
+
+fn tls_errors(errors: Vec<tls::TlsError>) -> anyhow::Error {
+    anyhow::anyhow!(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+}
+
+fn sink(
+    listen: &[SocketAddr],
+    cpu: Option<usize>,
+    max_rate: Option<u64>,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> anyhow::Result<ExitCode> {
+    let sink = Sink::start_tls(listen, placement(cpu), false, tls.map(server_tls).transpose()?)?;
     sink.stats.iter().for_each(|s| s.set_max_rate(max_rate.unwrap_or(0)));
     let stop = Arc::new(AtomicBool::new(false));
     register_stop(&stop)?;

@@ -34,12 +34,17 @@ fn python() -> PathBuf {
 
 /// Runs the client script; what it says it sent.
 fn run_client(mode: &str, endpoint: std::net::SocketAddr, tag: &str) -> serde_json::Value {
+    run_client_with(mode, endpoint, tag, &[])
+}
+
+/// [`run_client`] with more arguments (the CA file of the `-tls` modes).
+fn run_client_with(mode: &str, endpoint: std::net::SocketAddr, tag: &str, extra: &[&str]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/otlp_clients.py");
     let python = python();
-    let out = Command::new(&python)
-        .args([script, mode, &endpoint.to_string(), tag])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (run .ci/run, or set OTLP_GATEWAY_PYTHON)", python.display()));
+    let out =
+        Command::new(&python).args([script, mode, &endpoint.to_string(), tag]).args(extra).output().unwrap_or_else(
+            |e| panic!("cannot run {}: {e} (run .ci/run, or set OTLP_GATEWAY_PYTHON)", python.display()),
+        );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{mode}: the client failed ({}):\n{stderr}", out.status);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{mode}: bad output {e}: {stderr}"))
@@ -132,6 +137,28 @@ fn python_sdk_exporters_over_grpc_and_http_arrive_intact() {
     }
     assert_eq!(arrived.spans.len(), 100);
     assert_eq!(arrived.logs.len(), 60);
+}
+
+#[test]
+fn python_sdk_exporters_over_tls_arrive_intact() {
+    let pki = common::certs::Pki::new("conformance-tls");
+    let sink = sinks(1);
+    sink.stats.iter().for_each(|s| s.keep_bodies());
+    let tls = pki.server_tls("");
+    let builder = ConfigBuilder::new(&sink.addrs).pipelines(&[("traces", ""), ("metrics", ""), ("logs", "")]);
+    let yaml = common::certs::with_grpc_tls(&builder.http().http_setting(&format!("tls: {tls}")).yaml(), &tls);
+    let gw = otlp_gateway::Gateway::start(&otlp_gateway::config::parse_str(&yaml).unwrap(), Some(vec![0])).unwrap();
+    let (grpc, http, ca) = (gw.grpc_addr, gw.http_addrs[0].1, pki.path("ca.pem"));
+    let runs = [("grpc-tls", grpc, "gt"), ("http-tls", http, "ht")];
+    let sent: Vec<_> = runs.iter().map(|(mode, addr, tag)| (*tag, run_client_with(mode, *addr, tag, &[&ca]))).collect();
+    gw.shutdown();
+    let mut arrived = Arrived::default();
+    sink.stats[0].bodies().iter().for_each(|(signal, body)| arrived.take(*signal, body));
+    sink.stop();
+    for (tag, sent) in &sent {
+        check(&arrived, sent, tag);
+    }
+    assert_eq!(arrived.spans.len(), 50);
 }
 
 /// The NGINX example of docs/operations.md with its listen ports and upstream servers swapped

@@ -4,7 +4,7 @@
 //! `serde_yaml::Value` and walked by hand, so that *every* problem is reported in one go, each
 //! naming its key path (`exporters.loadbalancing.resolver.static.hostnames[2]`). Any key we do
 //! not know is an error, as with serde's `deny_unknown_fields`; collector keys we know but do not
-//! implement yet (TLS, auth, retries, queues, compression, ...) are errors too, so nothing is
+//! implement yet (auth, keepalive, ...) are errors too, so nothing is
 //! silently ignored.
 
 mod access;
@@ -21,6 +21,7 @@ mod resilience;
 mod routes;
 mod service;
 mod telemetry;
+mod tls;
 mod values;
 
 #[cfg(test)]
@@ -35,7 +36,7 @@ pub use env::expand_env;
 pub use errors::{ConfigError, ConfigErrors, EXIT_CONFIG};
 pub use exporters::{DEFAULT_BACKEND_PORT, DEFAULT_DNS_INTERVAL, DEFAULT_DNS_TIMEOUT, DEFAULT_NAMESERVER_PORT};
 pub use model::*;
-pub use otlp::{DEFAULT_COMPRESSION, DEFAULT_TIMEOUT, TLS_NOT_SUPPORTED};
+pub use otlp::{DEFAULT_COMPRESSION, DEFAULT_TIMEOUT};
 pub use receivers::{
     DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_RECV_MSG_SIZE_MIB,
     DEFAULT_MAX_REQUEST_BODY_SIZE,

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::tls::{BackendTls, Built, ServerConfig, TlsVersion};
 
 /// A component id in the collector's `type[/name]` form, e.g. `otlp` or `loadbalancing/traces`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,6 +71,8 @@ pub struct GrpcServer {
     pub max_recv_msg_size: usize,
     /// `max_concurrent_streams`; default 1024 per connection.
     pub max_concurrent_streams: u32,
+    /// `tls`: serve TLS (ALPN `h2`); absent: plaintext h2c.
+    pub tls: Option<ReceiverTls>,
 }
 
 /// `receivers.otlp.protocols.http`.
@@ -83,6 +88,46 @@ pub struct HttpServer {
     /// counted from when it starts waiting for them, so it also closes idle keep-alive
     /// connections. Default 1m, as in the collector.
     pub read_header_timeout: std::time::Duration,
+    /// `tls`: serve TLS (ALPN `h2` and `http/1.1`); absent: plaintext.
+    pub tls: Option<ReceiverTls>,
+}
+
+/// A receiver's `tls`: the server certificate, and client verification when
+/// `client_ca_file` is set. Certificates are re-read on every reload (SIGHUP).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, RSA or EC) of the leaf certificate.
+    pub key_file: PathBuf,
+    /// `client_ca_file`: mutual TLS. Clients must present a certificate issued by one of
+    /// these CAs; a client without one fails the handshake.
+    pub client_ca_file: Option<PathBuf>,
+    /// Default 1.2, as in the collector; 1.3 refuses clients that cannot speak it.
+    pub min_version: TlsVersion,
+    /// Default 1.3 (the highest).
+    pub max_version: TlsVersion,
+    /// The rustls config built from the files when the config was loaded.
+    pub built: Built<ServerConfig>,
+}
+
+/// An exporter's TLS to its backends (`tls.insecure: false`, the collector's default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExporterTls {
+    /// CAs that backends' certificates must chain to; absent: the system's CA store.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, for backends that require mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Accept any backend certificate: encrypted, but not authenticated. For tests only.
+    pub insecure_skip_verify: bool,
+    /// The name sent as SNI and verified in backends' certificates, instead of each backend's
+    /// host. Needed with the DNS resolver, whose backends are IP addresses.
+    pub server_name_override: Option<String>,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+    /// The client config (one per exporter, shared by its backends on every core).
+    pub backend: BackendTls,
 }
 
 /// Which signal a pipeline carries.
@@ -212,8 +257,8 @@ pub struct OtlpExporter {
     /// Per-request deadline to the backend. Default 5s. Keep it below the client's own deadline
     /// so the client hears our status rather than its own timeout.
     pub timeout: Duration,
-    /// `tls.insecure`: plaintext h2c. TLS to backends arrives with the security issue.
-    pub insecure: bool,
+    /// `tls`: `None` for plaintext h2c (`tls.insecure: true` or an `http://` endpoint).
+    pub tls: Option<ExporterTls>,
 }
 
 /// `protocol.otlp.compression`.

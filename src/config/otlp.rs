@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::errors::Errors;
 use super::model::{Compression, HostPort, OtlpExporter};
-use super::parse::{Field, Fields, not_supported};
+use super::parse::{Field, Fields};
+use super::tls::{Scheme, exporter_tls};
 use super::values::{EndpointRules, parse_endpoint};
 
 /// Default `compression`, as in the collector.
@@ -12,9 +13,6 @@ pub const DEFAULT_COMPRESSION: Compression = Compression::Gzip;
 
 /// Default per-request deadline to a backend.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The message for any configuration that would need TLS to a backend.
-pub const TLS_NOT_SUPPORTED: &str = "TLS to backends is not supported yet; set tls.insecure: true";
 
 /// Collector OTLP exporter keys that are not implemented.
 const UNSUPPORTED: &[&str] = &[
@@ -30,27 +28,6 @@ const UNSUPPORTED: &[&str] = &[
     "write_buffer_size",
 ];
 
-/// Collector TLS client keys: meaningless without TLS, so refused rather than ignored.
-const TLS_KEYS: &[&str] = &[
-    "ca_file",
-    "ca_pem",
-    "cert_file",
-    "cert_pem",
-    "key_file",
-    "key_pem",
-    "insecure_skip_verify",
-    "server_name_override",
-    "min_version",
-    "max_version",
-    "cipher_suites",
-    "curve_preferences",
-    "include_system_ca_certs_pool",
-    "reload_interval",
-];
-
-const HTTPS_REFUSED: &str = "`https://` means TLS, which is not supported yet for backends; \
-    use `http://` or `host:port` with tls.insecure: true";
-
 const BACKEND: EndpointRules = EndpointRules { listen: false, default_port: None };
 
 /// `exporters.loadbalancing.protocol.otlp`: no endpoint, the resolver supplies those.
@@ -59,7 +36,7 @@ pub(crate) fn lb_protocol(field: &Field<'_>, errs: &mut Errors) -> OtlpExporter 
     fields.reject(&["endpoint"], errs, |_| {
         "not allowed here: the load balancer takes backend endpoints from `resolver`".into()
     });
-    let settings = settings(&mut fields, errs, true);
+    let settings = settings(&mut fields, errs, Scheme::Unsaid);
     fields.finish(errs);
     settings
 }
@@ -69,41 +46,37 @@ pub(crate) fn otlp_exporter(field: &Field<'_>, errs: &mut Errors) -> OtlpExporte
     let mut fields = field.fields(errs);
     let endpoint = fields.required("endpoint", errs);
     let endpoint = endpoint.and_then(|e| e.parsed(errs, backend_url));
-    // Only a valid endpoint without `http://` needs the TLS check: a bad one is reported already.
-    let tls_required = matches!(endpoint, Some((_, false)));
-    let settings = settings(&mut fields, errs, tls_required);
+    let scheme = endpoint.as_ref().map_or(Scheme::Unsaid, |(_, scheme)| *scheme);
+    let settings = settings(&mut fields, errs, scheme);
     fields.finish(errs);
     OtlpExporter { endpoint: endpoint.map(|(endpoint, _)| endpoint), ..settings }
 }
 
-/// `host:port`, `http://host:port` (plaintext) or `https://...` (TLS: refused for now).
-fn backend_url(text: &str) -> Result<(HostPort, bool), String> {
-    if text.starts_with("https://") {
-        return Err(HTTPS_REFUSED.to_string());
-    }
-    let (rest, plaintext) = match text.strip_prefix("http://") {
-        Some(rest) => (rest.strip_suffix('/').unwrap_or(rest), true),
-        None if text.contains("://") => return Err(format!("unsupported scheme in `{text}`")),
-        None => (text, false),
+/// `host:port`, `http://host:port` (plaintext) or `https://host:port` (TLS).
+fn backend_url(text: &str) -> Result<(HostPort, Scheme), String> {
+    let (rest, scheme) = match (text.strip_prefix("http://"), text.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, Scheme::Http),
+        (_, Some(rest)) => (rest, Scheme::Https),
+        _ if text.contains("://") => return Err(format!("unsupported scheme in `{text}`")),
+        _ => (text, Scheme::Unsaid),
     };
-    Ok((parse_endpoint(rest, BACKEND)?, plaintext))
+    Ok((parse_endpoint(rest.strip_suffix('/').unwrap_or(rest), BACKEND)?, scheme))
 }
 
-/// The keys both shapes share. `tls_required`: false when the endpoint's `http://` already says
-/// plaintext (or the endpoint is invalid and reported).
-fn settings(fields: &mut Fields<'_>, errs: &mut Errors, tls_required: bool) -> OtlpExporter {
+/// The keys both shapes share. `scheme`: what the endpoint says about TLS.
+fn settings(fields: &mut Fields<'_>, errs: &mut Errors, scheme: Scheme) -> OtlpExporter {
     let compression = fields.take("compression");
     let compression = compression.and_then(|c| c.parsed(errs, parse_compression));
     let timeout = fields.take("timeout").and_then(|t| t.duration(errs));
     let headers = fields.take("headers").map(|h| headers(&h, errs)).unwrap_or_default();
-    check_tls(&fields.take_or_null("tls"), errs, tls_required);
+    let tls = exporter_tls(&fields.take_or_null("tls"), errs, scheme);
     fields.unsupported(UNSUPPORTED, errs);
     OtlpExporter {
         endpoint: None,
         compression: compression.unwrap_or(DEFAULT_COMPRESSION),
         headers,
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
-        insecure: true,
+        tls,
     }
 }
 
@@ -138,27 +111,4 @@ fn headers(field: &Field<'_>, errs: &mut Errors) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// Plaintext only: `tls.insecure: true` is required unless the endpoint says `http://`.
-fn check_tls(tls: &Field<'_>, errs: &mut Errors, tls_required: bool) {
-    let mut fields = tls.fields(errs);
-    let insecure = fields.take("insecure");
-    let value = insecure.as_ref().and_then(|i| i.boolean(errs));
-    fields.reject(TLS_KEYS, errs, tls_key_refused);
-    fields.finish(errs);
-    if !tls_required {
-        return;
-    }
-    match (insecure, value) {
-        (_, Some(true)) | (Some(_), None) => {} // fine, or not a boolean (already reported)
-        (Some(insecure), Some(false)) => insecure.report(errs, TLS_NOT_SUPPORTED),
-        (None, _) if tls.is_null() => tls.report(errs, TLS_NOT_SUPPORTED),
-        (None, _) => errs.add(&format!("{}.insecure", tls.path), TLS_NOT_SUPPORTED),
-    }
-}
-
-fn tls_key_refused(key: &str) -> String {
-    let refused = not_supported(key);
-    format!("{refused} (TLS to backends is not implemented yet)")
 }

@@ -68,9 +68,12 @@ fn receiver(r: &OtlpReceiver) -> Value {
             ("endpoint", text(&g.endpoint)),
             ("max_recv_msg_size_mib", Value::from(g.max_recv_msg_size >> 20)),
             ("max_concurrent_streams", Value::from(g.max_concurrent_streams)),
+            ("tls", g.tls.as_ref().map_or(Value::Null, receiver_tls)),
         ])
     });
-    let http = r.http.as_ref().map_or(Value::Null, |h| map([("endpoint", text(&h.endpoint))]));
+    let http = r.http.as_ref().map_or(Value::Null, |h| {
+        map([("endpoint", text(&h.endpoint)), ("tls", h.tls.as_ref().map_or(Value::Null, receiver_tls))])
+    });
     map([("protocols", map([("grpc", grpc), ("http", http)]))])
 }
 
@@ -140,7 +143,34 @@ fn otlp(o: &OtlpExporter) -> Value {
         ("compression", text(compression)),
         ("headers", Value::Mapping(o.headers.iter().map(|(k, v)| (text(k), text(v))).collect())),
         ("timeout", duration(o.timeout)),
-        ("tls", map([("insecure", Value::from(o.insecure))])),
+        ("tls", o.tls.as_ref().map_or_else(|| map([("insecure", Value::from(true))]), exporter_tls)),
+    ])
+}
+
+fn path(p: &Option<std::path::PathBuf>) -> Value {
+    p.as_ref().map_or(Value::Null, |p| text(p.display()))
+}
+
+fn receiver_tls(t: &ReceiverTls) -> Value {
+    map([
+        ("cert_file", text(t.cert_file.display())),
+        ("key_file", text(t.key_file.display())),
+        ("client_ca_file", path(&t.client_ca_file)),
+        ("min_version", text(t.min_version.name())),
+        ("max_version", text(t.max_version.name())),
+    ])
+}
+
+fn exporter_tls(t: &ExporterTls) -> Value {
+    map([
+        ("insecure", Value::from(false)),
+        ("ca_file", path(&t.ca_file)),
+        ("cert_file", path(&t.cert_file)),
+        ("key_file", path(&t.key_file)),
+        ("insecure_skip_verify", Value::from(t.insecure_skip_verify)),
+        ("server_name_override", t.server_name_override.as_ref().map_or(Value::Null, text)),
+        ("min_version", text(t.min_version.name())),
+        ("max_version", text(t.max_version.name())),
     ])
 }
 

@@ -38,6 +38,8 @@ pub struct BackendSettings {
     pub failover: bool,
     /// The exporter's `compression` and `headers`.
     pub call: call::CallOptions,
+    /// The exporter's `tls`; `None`: plaintext h2c.
+    pub tls: Option<crate::tls::BackendTls>,
 }
 
 impl Default for BackendSettings {
@@ -53,6 +55,7 @@ impl Default for BackendSettings {
             probe_interval: Duration::from_secs(1),
             failover: false,
             call: Default::default(),
+            tls: None,
         }
     }
 }
@@ -137,7 +140,7 @@ impl Backend {
 
     fn build_uri(&self, path: &'static str) -> Result<Uri, ExportError> {
         Uri::builder()
-            .scheme("http")
+            .scheme(if self.settings.tls.is_some() { "https" } else { "http" })
             .authority(self.name.as_str())
             .path_and_query(path)
             .build()
@@ -177,19 +180,31 @@ impl Backend {
                 b.forget(generation);
             }
         };
-        match call::connect(self.addr, self.settings.connect_timeout, on_close).await {
+        let tls = self.tls_for_dial().map_err(|reason| self.connect_failed(reason))?;
+        match call::connect_tls(self.addr, tls, self.settings.connect_timeout, on_close).await {
             Ok(send) => {
                 self.backoff.borrow_mut().on_success();
                 *self.conn.borrow_mut() = Some((generation, send.clone()));
                 Ok((generation, send))
             }
-            Err(_) => {
-                let mut backoff = self.backoff.borrow_mut();
-                backoff.on_failure(Instant::now(), fastrand::f64());
-                let retry_in = backoff.blocked(Instant::now()).unwrap_or_default();
-                Err(ExportError::Unreachable { retry_in })
-            }
+            Err(reason) => Err(self.connect_failed(reason)),
         }
+    }
+
+    /// Backs off after a failed dial; the error says why it failed.
+    fn connect_failed(&self, reason: String) -> ExportError {
+        let mut backoff = self.backoff.borrow_mut();
+        backoff.on_failure(Instant::now(), fastrand::f64());
+        let retry_in = backoff.blocked(Instant::now()).unwrap_or_default();
+        ExportError::Connect { reason, retry_in }
+    }
+
+    /// The client config and the name to verify this backend by, when its exporter uses TLS.
+    fn tls_for_dial(&self) -> Result<Option<call::Tls>, String> {
+        let Some(tls) = &self.settings.tls else { return Ok(None) };
+        let host = self.name.rsplit_once(':').map_or(self.name.as_str(), |(host, _)| host);
+        let name = tls.server_name(host).ok_or_else(|| format!("`{host}` is not a valid TLS server name"))?;
+        Ok(Some((tls.config.config.clone(), name)))
     }
 
     /// Drops connection `generation` if it is still the current one.

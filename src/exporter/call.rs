@@ -2,6 +2,7 @@
 //! Shared by the exporter and the load generator.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,6 +62,9 @@ pub async fn export(
 /// Largest response we read from a backend: OTLP responses are tiny (partial success).
 const MAX_RESPONSE: usize = 64 * 1024;
 
+/// What a TLS dial needs: the exporter's client config and the name to verify the backend by.
+pub type Tls = (Arc<crate::tls::ClientConfig>, crate::tls::ServerName<'static>);
+
 /// Opens an h2c connection and spawns its driver on this core. `on_close` runs when the
 /// connection ends, so the pool can forget it.
 pub async fn connect(
@@ -68,13 +72,26 @@ pub async fn connect(
     timeout: Duration,
     on_close: impl FnOnce() + 'static,
 ) -> Result<SendRequest<Bytes>, String> {
-    let tcp =
-        glommio::timer::timeout(timeout, TcpStream::connect(addr)).await.map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let (send, conn) = tuning::h2_client()
-        .handshake::<_, Bytes>(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("handshake {addr}: {e}"))?;
+    connect_tls(addr, None, timeout, on_close).await
+}
+
+/// [`connect`], over TLS (ALPN `h2`) when `tls` is set. `timeout` bounds the TCP connect and
+/// the TLS handshake together.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    tls: Option<Tls>,
+    timeout: Duration,
+    on_close: impl FnOnce() + 'static,
+) -> Result<SendRequest<Bytes>, String> {
+    let dial = async {
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let tls_handshake = crate::tls::connect(TokioIo::new(tcp), tls).await;
+        Ok(tls_handshake.map_err(|e| format!("TLS handshake with {addr}: {e}")))
+    };
+    let io = glommio::timer::timeout(timeout, dial).await.map_err(|e| format!("connect {addr}: {e}"))??;
+    let (send, conn) =
+        tuning::h2_client().handshake::<_, Bytes>(io).await.map_err(|e| format!("handshake {addr}: {e}"))?;
     glommio::spawn_local(async move {
         let _ = conn.await;
         on_close();

@@ -10,6 +10,9 @@ pub enum ExportError {
     /// Connecting failed, or the backend is in backoff after failures.
     #[error("unreachable (next connect attempt in {retry_in:?})")]
     Unreachable { retry_in: Duration },
+    /// This attempt to connect failed (TCP, or the TLS handshake: the reason says which).
+    #[error("cannot connect: {reason} (next attempt in {retry_in:?})")]
+    Connect { reason: String, retry_in: Duration },
     /// The HTTP/2 connection or stream broke during the call.
     #[error("connection lost: {0}")]
     ConnectionLost(String),
@@ -35,6 +38,7 @@ impl ExportError {
     pub fn to_status(&self, backend: &str) -> Status {
         let code = match self {
             ExportError::Unreachable { .. }
+            | ExportError::Connect { .. }
             | ExportError::ConnectionLost(_)
             | ExportError::StreamReset(_)
             | ExportError::NoBackends => Code::Unavailable,

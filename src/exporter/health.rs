@@ -12,6 +12,7 @@ use crate::grpc::Code;
 pub fn is_down(e: &ExportError) -> bool {
     match e {
         ExportError::Unreachable { .. }
+        | ExportError::Connect { .. }
         | ExportError::ConnectionLost(_)
         | ExportError::Timeout(_)
         | ExportError::StreamReset(_) => true,

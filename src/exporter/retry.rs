@@ -59,6 +59,7 @@ impl RetryPolicy {
 pub fn is_retryable(e: &ExportError) -> bool {
     match e {
         ExportError::Unreachable { .. }
+        | ExportError::Connect { .. }
         | ExportError::ConnectionLost(_)
         | ExportError::StreamReset(_)
         | ExportError::Timeout(_) => true,

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_lite::future;
@@ -37,6 +38,11 @@ pub trait GrpcService: 'static {
     fn budget(&self) -> &ByteBudget;
     /// Handles one framed request message; returns the framed response message.
     fn call(&self, method: Self::Method, framed: Bytes) -> impl Future<Output = Result<Bytes, Status>>;
+    /// The TLS config for the next connection (`None`: plaintext). Asked per connection, so
+    /// certificates a reload brought apply to new connections only.
+    fn tls(&self) -> Option<Arc<crate::tls::ServerConfig>> {
+        None
+    }
 }
 
 /// How a stream ends when it does not reach the service.
@@ -96,8 +102,13 @@ where
 pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_streams: u32, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
-    let handshake = async { Ok(tuning::h2_server(max_streams).handshake::<_, Bytes>(TokioIo::new(tcp)).await) };
-    let Ok(Ok(mut conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
+    let tls = service.tls();
+    let handshake = async {
+        let Ok(io) = crate::tls::accept(TokioIo::new(tcp), tls).await else { return Ok(None) };
+        Ok(tuning::h2_server(max_streams).handshake::<_, Bytes>(io).await.ok())
+    };
+    // The TLS handshake and the HTTP/2 preface share one deadline.
+    let Ok(Some(mut conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
         return;
     };
     let mut draining = false;

@@ -190,7 +190,10 @@ fn builder(limits: Limits) -> auto::Builder<LocalExec> {
 async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits: Limits, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
-    let io = hyper_util::rt::TokioIo::new(TokioIo::new(tcp));
+    let tls = service.tls();
+    let Some(io) = crate::tls::accept_within(TokioIo::new(tcp), tls, tuning::HANDSHAKE_TIMEOUT).await else { return };
+    // With TLS, hyper sees HTTP/2 by its preface, as ALPN `h2` promised; else HTTP/1.1.
+    let io = hyper_util::rt::TokioIo::new(io);
     let handler = hyper::service::service_fn(move |req| {
         let service = service.clone();
         async move { Ok::<_, Infallible>(handle(req, &*service).await) }

@@ -68,6 +68,9 @@ pub struct ListenerSpec {
     pub header_timeout: Duration,
     /// Index into `CoreSpec::pipelines` for traces, metrics and logs (`Signal as usize`).
     pub routes: [Option<usize>; 3],
+    /// `tls`: the server config new connections use (`None`: plaintext). A reload may change
+    /// it (rotated certificates); connections keep the session they started with.
+    pub tls: Option<Arc<crate::tls::ServerConfig>>,
 }
 
 /// One exporter: a backend pool per core, shared by the pipelines that use it.
@@ -105,6 +108,7 @@ pub struct GatewayService {
     /// The pipeline per signal; replaced whole on reload, between requests.
     routes: RefCell<[Option<Rc<Pipeline>>; 3]>,
     max_recv: Cell<usize>,
+    tls: RefCell<Option<Arc<crate::tls::ServerConfig>>>,
     budget: Rc<ByteBudget>,
     /// This listener's index in `CoreSpec::listeners`, for telemetry.
     listener: usize,
@@ -113,7 +117,8 @@ pub struct GatewayService {
 impl GatewayService {
     fn new(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>, listener: usize) -> Self {
         let routes = Default::default();
-        let service = GatewayService { routes, max_recv: Cell::new(0), budget: budget.clone(), listener };
+        let (max_recv, tls) = (Cell::new(0), RefCell::new(None));
+        let service = GatewayService { routes, max_recv, tls, budget: budget.clone(), listener };
         service.update(l, pipelines);
         service
     }
@@ -122,6 +127,7 @@ impl GatewayService {
         let route = |s: usize| l.routes[s].and_then(|i| pipelines.get(i).cloned());
         *self.routes.borrow_mut() = [route(0), route(1), route(2)];
         self.max_recv.set(l.max_recv);
+        *self.tls.borrow_mut() = l.tls.clone();
     }
 }
 
@@ -138,6 +144,10 @@ impl GrpcService for GatewayService {
 
     fn budget(&self) -> &ByteBudget {
         &self.budget
+    }
+
+    fn tls(&self) -> Option<Arc<crate::tls::ServerConfig>> {
+        self.tls.borrow().clone()
     }
 
     async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {

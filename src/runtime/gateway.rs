@@ -154,8 +154,9 @@ impl Gateway {
     }
 
     /// Applies a new config without dropping connections: pipelines, routing keys, exporters,
-    /// backend lists and resolvers change; receivers (their endpoints and stream limits) and
-    /// cores cannot, and a config that changes them is refused whole.
+    /// backend lists, resolvers and TLS configs (certificates were re-read when `cfg` was
+    /// loaded; new connections use them) change; receivers (their endpoints and stream limits)
+    /// and cores cannot, and a config that changes them is refused whole.
     pub fn reload(&mut self, cfg: &Config) -> Result<(), ReloadError> {
         let plan = plan(cfg, &self.exporters)?;
         self.check_listeners(&plan)?;

@@ -10,7 +10,7 @@ use super::gateway::StartError;
 use crate::compression::Encoding;
 use crate::config::{
     ComponentId, Compression, Config, DEFAULT_MAX_CONCURRENT_STREAMS, DnsResolver, Exporter, HostPort, LoadBalancing,
-    OtlpReceiver, ResilienceMode, Resolver, RoutingKey, Signal,
+    OtlpReceiver, ReceiverTls, ResilienceMode, Resolver, RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
 use crate::exporter::call::CallOptions;
@@ -101,13 +101,23 @@ fn listener_specs(receiver: &OtlpReceiver, index: usize) -> Result<Vec<ListenerS
     let mut specs = Vec::new();
     if let Some(g) = &receiver.grpc {
         let limits = (g.max_recv_msg_size, g.max_concurrent_streams, Duration::ZERO);
-        specs.push(listener(ListenerKind::Grpc, index, &g.endpoint, limits)?);
+        specs.push(ListenerSpec {
+            tls: server_tls(&g.tls),
+            ..listener(ListenerKind::Grpc, index, &g.endpoint, limits)?
+        });
     }
     if let Some(h) = &receiver.http {
         let limits = (h.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS, h.read_header_timeout);
-        specs.push(listener(ListenerKind::Http, index, &h.endpoint, limits)?);
+        specs.push(ListenerSpec {
+            tls: server_tls(&h.tls),
+            ..listener(ListenerKind::Http, index, &h.endpoint, limits)?
+        });
     }
     Ok(specs)
+}
+
+fn server_tls(tls: &Option<ReceiverTls>) -> Option<Arc<crate::tls::ServerConfig>> {
+    tls.as_ref().map(|t| t.built.config.clone())
 }
 
 /// One listener; `limits` are (max_recv, max_streams, header_timeout).
@@ -118,7 +128,7 @@ fn listener(
     (max_recv, max_streams, header_timeout): (usize, u32, Duration),
 ) -> Result<ListenerSpec, StartError> {
     let addr = resolve_one("receiver endpoint", endpoint)?;
-    Ok(ListenerSpec { kind, receiver, addr, max_recv, max_streams, header_timeout, routes: [None; 3] })
+    Ok(ListenerSpec { kind, receiver, addr, max_recv, max_streams, header_timeout, routes: [None; 3], tls: None })
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {
@@ -139,7 +149,8 @@ fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, 
         Exporter::Otlp(otlp) => otlp,
     };
     let call = CallOptions::new(encoding(protocol.compression), header_map(&protocol.headers));
-    let settings = BackendSettings { call, ..settings };
+    let tls = protocol.tls.as_ref().map(|t| t.backend.clone());
+    let settings = BackendSettings { call, tls, ..settings };
     Ok(ExporterSpec { id: id.clone(), used: true, backends: backend_set(exporter)?, settings })
 }
 

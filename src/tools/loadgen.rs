@@ -30,6 +30,8 @@ pub struct LoadgenOpts {
     /// Print a live progress line to stderr every second.
     pub progress: bool,
     pub placement: Placement,
+    /// TLS to the target (`--tls-ca`); `None`: plaintext h2c.
+    pub tls: Option<crate::tls::BackendTls>,
 }
 
 impl Default for LoadgenOpts {
@@ -44,6 +46,7 @@ impl Default for LoadgenOpts {
             streams: 16,
             progress: false,
             placement: Placement::Unbound,
+            tls: None,
         }
     }
 }
@@ -118,7 +121,8 @@ async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
     for c in 0..opts.connections.max(1) {
         // One `Backend` per connection: it reconnects after the peer closes (nginx sends
         // GOAWAY every 1000 requests by default) and backs off while the target is down.
-        let settings = BackendSettings { timeout: Duration::from_secs(10), ..Default::default() };
+        let settings =
+            BackendSettings { timeout: Duration::from_secs(10), tls: opts.tls.clone(), ..Default::default() };
         let conn = Backend::new(opts.target.to_string(), opts.target, settings);
         for s in 0..opts.streams.max(1) {
             let w = Worker { conn: conn.clone(), template: template.clone(), report: report.clone() };
@@ -173,7 +177,7 @@ impl Worker {
         let framed = self.template.stamp(rng);
         let t0 = Instant::now();
         let result = self.conn.export(TRACE_EXPORT, framed).await;
-        if let Err(ExportError::Unreachable { retry_in }) = &result {
+        if let Err(ExportError::Unreachable { retry_in } | ExportError::Connect { retry_in, .. }) = &result {
             // Don't spin on a target that is down: wait out its backoff.
             glommio::timer::sleep((*retry_in).clamp(Duration::from_millis(1), Duration::from_secs(1))).await;
         }

@@ -21,6 +21,7 @@ use crate::grpc::{Code, Status, signal_of};
 use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{GrpcService, serve};
 use crate::runtime::shutdown::Shutdown;
+use crate::tls::ServerConfig;
 use crate::wire::{GRPC_PREFIX, walk};
 
 /// The throttles' common clock.
@@ -172,7 +173,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-struct SinkService(Arc<SinkStats>, Arc<SinkShared>, ByteBudget);
+struct SinkService(Arc<SinkStats>, Arc<SinkShared>, ByteBudget, Option<Arc<ServerConfig>>);
 
 impl GrpcService for SinkService {
     type Method = Signal;
@@ -187,6 +188,10 @@ impl GrpcService for SinkService {
 
     fn budget(&self) -> &ByteBudget {
         &self.2
+    }
+
+    fn tls(&self) -> Option<Arc<ServerConfig>> {
+        self.3.clone()
     }
 
     async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
@@ -219,6 +224,16 @@ pub struct Sink {
 impl Sink {
     /// Listens on every address (port 0 picks one); `record` keeps trace ids for checks.
     pub fn start(listen: &[SocketAddr], placement: Placement, record: bool) -> std::io::Result<Sink> {
+        Sink::start_tls(listen, placement, record, None)
+    }
+
+    /// [`Sink::start`], serving TLS with `tls` when set (a TLS backend for tests and benches).
+    pub fn start_tls(
+        listen: &[SocketAddr],
+        placement: Placement,
+        record: bool,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> std::io::Result<Sink> {
         let stats: Vec<_> = listen.iter().map(|_| Arc::new(SinkStats::new(record))).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -226,7 +241,7 @@ impl Sink {
         let (listen, st, sh, stop2) = (listen.to_vec(), stats.clone(), shared.clone(), stop.clone());
         let handle = LocalExecutorBuilder::new(placement)
             .name("otlp-sink")
-            .spawn(move || serve_all(listen, st, sh, stop2, tx))
+            .spawn(move || serve_all(listen, (st, sh, tls), stop2, tx))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let addrs = rx.recv().map_err(std::io::Error::other)??;
         Ok(Sink { addrs, stats, shared, stop, handle: Some(handle) })
@@ -251,10 +266,12 @@ impl Drop for Sink {
     }
 }
 
+/// What every listener's service shares: its stats, the sink's state, its TLS config.
+type Services = (Vec<Arc<SinkStats>>, Arc<SinkShared>, Option<Arc<ServerConfig>>);
+
 async fn serve_all(
     listen: Vec<SocketAddr>,
-    stats: Vec<Arc<SinkStats>>,
-    shared: Arc<SinkShared>,
+    (stats, shared, tls): Services,
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<std::io::Result<Vec<SocketAddr>>>,
 ) {
@@ -273,7 +290,7 @@ async fn serve_all(
         .map(|(l, s)| {
             glommio::spawn_local(serve(
                 l,
-                Rc::new(SinkService(s, shared.clone(), ByteBudget::new(1 << 30))),
+                Rc::new(SinkService(s, shared.clone(), ByteBudget::new(1 << 30), tls.clone())),
                 4096,
                 shutdown.clone(),
                 gate.clone(),

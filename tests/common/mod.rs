@@ -2,6 +2,7 @@
 //! client. Everything binds 127.0.0.1:0 and stops by itself.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod http1;
 
 use std::future::Future;

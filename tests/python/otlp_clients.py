@@ -1,9 +1,10 @@
 """Sends traces, metrics and logs with the official OpenTelemetry Python SDK exporters.
 
-Usage: otlp_clients.py MODE ENDPOINT TAG
-  MODE: grpc | grpc-gzip | http | http-gzip
+Usage: otlp_clients.py MODE ENDPOINT TAG [CA_FILE]
+  MODE: grpc | grpc-gzip | http | http-gzip | grpc-tls | http-tls
   ENDPOINT: host:port of the gateway's OTLP/gRPC or OTLP/HTTP receiver
   TAG: a word put in every item's name, so the caller can tell runs apart
+  CA_FILE: for the -tls modes, the PEM CA that issued the gateway's certificate
 
 Every item is built by the SDK (tracer, meter, logger) and exported with the SDK's OTLP
 exporter. Prints what was sent as one JSON line; exits 1 if any export did not succeed.
@@ -24,8 +25,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 SPANS, LOGS, POINTS = 25, 15, 4
 
 
-def exporters(mode, endpoint):
+def exporters(mode, endpoint, ca_file):
     gzip = mode.endswith("-gzip")
+    tls = mode.endswith("-tls")
     if mode.startswith("grpc"):
         import grpc
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -33,6 +35,10 @@ def exporters(mode, endpoint):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         kw = dict(endpoint=f"http://{endpoint}", insecure=True, timeout=10)
+        if tls:
+            with open(ca_file, "rb") as f:
+                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+            kw = dict(endpoint=f"https://{endpoint}", insecure=False, credentials=credentials, timeout=10)
         kw["compression"] = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
         return OTLPSpanExporter(**kw), OTLPMetricExporter(**kw), OTLPLogExporter(**kw)
     from opentelemetry.exporter.otlp.proto.http import Compression
@@ -41,11 +47,12 @@ def exporters(mode, endpoint):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     comp = Compression.Gzip if gzip else Compression.NoCompression
-    base = f"http://{endpoint}/v1/"
+    base = f"https://{endpoint}/v1/" if tls else f"http://{endpoint}/v1/"
+    kw = dict(compression=comp, timeout=10, certificate_file=ca_file) if tls else dict(compression=comp, timeout=10)
     return (
-        OTLPSpanExporter(endpoint=base + "traces", compression=comp, timeout=10),
-        OTLPMetricExporter(endpoint=base + "metrics", compression=comp, timeout=10),
-        OTLPLogExporter(endpoint=base + "logs", compression=comp, timeout=10),
+        OTLPSpanExporter(endpoint=base + "traces", **kw),
+        OTLPMetricExporter(endpoint=base + "metrics", **kw),
+        OTLPLogExporter(endpoint=base + "logs", **kw),
     )
 
 
@@ -81,8 +88,9 @@ def logs(resource, tag):
 
 def main():
     mode, endpoint, tag = sys.argv[1:4]
+    ca_file = sys.argv[4] if len(sys.argv) > 4 else None
     resource = Resource.create({"service.name": f"conformance-{tag}"})
-    span_exporter, metric_exporter, log_exporter = exporters(mode, endpoint)
+    span_exporter, metric_exporter, log_exporter = exporters(mode, endpoint, ca_file)
     results = {
         "traces": span_exporter.export(spans(resource, tag)) == SpanExportResult.SUCCESS,
         "metrics": metric_exporter.export(metrics(resource, tag)) == MetricExportResult.SUCCESS,

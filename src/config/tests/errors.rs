@@ -43,7 +43,7 @@ exporters:
     protocol:
       otlp:
         tls:
-          insecure: false
+          insecure: maybe
     resolver:
       dns:
         hostname: collectors:4317

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{errors_of, ok, one_error, with_exporters};
 use crate::config::{
     Compression, DnsRecordType, DnsResolver, Exporter, HostPort, OtlpExporter, Resilience, ResilienceMode, Resolver,
-    RetryOnFailure, RoutingKey, SendingQueue, Signal, TLS_NOT_SUPPORTED,
+    RetryOnFailure, RoutingKey, SendingQueue, Signal,
 };
 
 const INSECURE: &str = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n";
@@ -47,7 +47,7 @@ fn otlp_exporter() {
         compression: Compression::None,
         headers: vec![],
         timeout: Duration::from_millis(250),
-        insecure: true,
+        tls: None,
     };
     let exporter = exporter("otlp", body);
     assert_eq!(exporter, Exporter::Otlp(expected));
@@ -62,18 +62,17 @@ fn otlp_exporter_http_scheme_means_plaintext() {
             panic!("expected otlp");
         };
         assert_eq!(otlp.endpoint, Some(hp("::1", 4317)));
-        assert!(otlp.insecure);
+        assert!(otlp.tls.is_none());
         assert_eq!(otlp.timeout, Duration::from_secs(5));
     }
 }
 
 #[test]
-fn otlp_exporter_needs_plaintext_and_a_port() {
+fn otlp_exporter_needs_a_known_scheme_and_a_port() {
     let cases = [
-        ("    endpoint: backend:4317", "exporters.otlp.tls", TLS_NOT_SUPPORTED),
-        ("    endpoint: https://backend:4317", "exporters.otlp.endpoint", "`https://` means TLS"),
         ("    endpoint: grpc://backend:4317", "exporters.otlp.endpoint", "unsupported scheme"),
         ("    endpoint: http://backend", "exporters.otlp.endpoint", "missing port"),
+        ("    endpoint: https://backend", "exporters.otlp.endpoint", "missing port"),
         ("    endpoint: http://:4317", "exporters.otlp.endpoint", "missing host"),
         ("    tls:\n      insecure: true", "exporters.otlp.endpoint", "missing required key"),
     ];
@@ -82,35 +81,6 @@ fn otlp_exporter_needs_plaintext_and_a_port() {
         assert_eq!(got_path, path, "{body}");
         assert!(got.contains(message), "{body}: {got}");
     }
-}
-
-#[test]
-fn tls_rule_for_the_load_balancer() {
-    let resolver = "    resolver:\n      static:\n        hostnames: [a]\n";
-    let cases = [
-        ("", "exporters.loadbalancing/lb.protocol.otlp.tls"),
-        ("    protocol:\n", "exporters.loadbalancing/lb.protocol.otlp.tls"),
-        ("    protocol:\n      otlp:\n", "exporters.loadbalancing/lb.protocol.otlp.tls"),
-        ("    protocol:\n      otlp:\n        tls: {}\n", "exporters.loadbalancing/lb.protocol.otlp.tls.insecure"),
-        (
-            "    protocol:\n      otlp:\n        tls:\n          insecure: false\n",
-            "exporters.loadbalancing/lb.protocol.otlp.tls.insecure",
-        ),
-    ];
-    for (protocol, path) in cases {
-        let yaml = exporter_yaml("loadbalancing/lb", &format!("{protocol}{resolver}"));
-        let (got_path, message) = one_error(&yaml);
-        assert_eq!(got_path, path);
-        assert_eq!(message, TLS_NOT_SUPPORTED, "{protocol}");
-    }
-}
-
-#[test]
-fn tls_settings_are_refused_rather_than_ignored() {
-    let body = "    protocol:\n      otlp:\n        tls:\n          insecure: true\n          ca_file: /ca.pem\n    resolver:\n      static:\n        hostnames: [a]";
-    let (path, message) = one_error(&exporter_yaml("loadbalancing", body));
-    assert_eq!(path, "exporters.loadbalancing.protocol.otlp.tls.ca_file");
-    assert!(message.contains("not supported"), "{message}");
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn check_doc_common(yaml: &str, exporter: &str) {
     assert_eq!(lb.protocol.endpoint, None);
     assert_eq!(lb.protocol.compression, Compression::Gzip, "the collector's default");
     assert_eq!(lb.protocol.timeout, Duration::from_secs(5));
-    assert!(lb.protocol.insecure);
+    assert!(lb.protocol.tls.is_none());
 }
 
 #[test]
@@ -156,13 +156,13 @@ fn bad_fixture_reports_every_error_at_once() {
         [
             "receivers.otlp.protocols.grpc.endpoint",
             "receivers.otlp.protocols.grpc.max_recv_msg_size_mib",
-            "receivers.otlp.protocols.grpc.tls",
+            "receivers.otlp.protocols.grpc.tls.key_file",
             "receivers.otlp.protocols.htttp",
             "exporters.loadbalancing.routing_key",
             "exporters.loadbalancing.protocol.otlp.endpoint",
             "exporters.loadbalancing.protocol.otlp.compression",
             "exporters.loadbalancing.protocol.otlp.timeout",
-            "exporters.loadbalancing.protocol.otlp.tls",
+            "exporters.loadbalancing.protocol.otlp.tls.ca_file",
             "exporters.loadbalancing.resolver.static.hostnames[1]",
             "exporters.loadbalancing.resolver.static.hostnames[2]",
             "exporters.otlp/",

@@ -6,6 +6,7 @@ mod fixtures;
 mod receivers;
 mod service;
 mod telemetry;
+mod tls;
 mod values;
 
 use super::{Config, ConfigErrors, parse_str};

@@ -384,7 +384,9 @@ fn overload_against_a_refusing_backend_stays_within_the_queue_bound() {
     let (a, b) = (sink_at(loopback()), sink_at(loopback()));
     let queue = "    sending_queue:\n      queue_size: 100000\n      max_size_mib: 4\n";
     // Uncompressed parts (the builder's default), so that 2 s of load overfills the 4 MiB bound.
-    let config = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("100ms", "30s").never_eject();
+    // A generous `timeout`: on a starved CI machine the 4 MiB flush after recovery may take
+    // seconds, and a part answered after its timeout is (rightly) sent again, a duplicate.
+    let config = ConfigBuilder::new(&[a.addrs[0], b.addrs[0]]).retry("100ms", "30s").never_eject().timeout("30s");
     let gw = config.exporter_extra(queue).start();
     b.stats[0].set_failure(Some(Code::Unavailable));
     let opts = LoadgenOpts {

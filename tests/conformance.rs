@@ -42,7 +42,14 @@ fn run_client_with(mode: &str, endpoint: std::net::SocketAddr, tag: &str, extra:
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/otlp_clients.py");
     let python = python();
     let out =
-        Command::new(&python).args([script, mode, &endpoint.to_string(), tag]).args(extra).output().unwrap_or_else(
+        // requests lets these variables override the exporter's own `certificate_file`.
+        Command::new(&python)
+            .args([script, mode, &endpoint.to_string(), tag])
+            .args(extra)
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE")
+            .output()
+            .unwrap_or_else(
             |e| panic!("cannot run {}: {e} (run .ci/run, or set OTLP_GATEWAY_PYTHON)", python.display()),
         );
     let stderr = String::from_utf8_lossy(&out.stderr);

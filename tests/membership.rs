@@ -40,6 +40,17 @@ fn until_routing(addr: SocketAddr) -> bool {
     })
 }
 
+/// Traces found on more than one backend or with more than `per_trace` spans. Membership
+/// changes move keys, but a request's traces move whole and nothing is sent twice.
+fn traces_split_or_repeated(sink: &otlp_gateway::tools::sink::Sink, per_trace: u64) -> usize {
+    let mut seen: std::collections::HashMap<Vec<u8>, (u64, u32)> = Default::default();
+    for (trace, n) in sink.stats.iter().flat_map(|s| s.traces()) {
+        let e = seen.entry(trace).or_default();
+        *e = (e.0 + n, e.1 + 1);
+    }
+    seen.values().filter(|(n, backends)| *backends > 1 || *n > per_trace).count()
+}
+
 #[test]
 fn backends_join_leave_and_are_replaced_under_load_without_loss() {
     let sink = sinks(3);
@@ -72,9 +83,18 @@ fn backends_join_leave_and_are_replaced_under_load_without_loss() {
     publish(&dns, &sink.addrs, &[0, 2]);
     let report = load.join().unwrap().unwrap();
     gw.shutdown();
+    let per_sink: Vec<u64> = sink.stats.iter().map(|s| s.spans()).collect();
+    eprintln!(
+        "membership: acked {} received {} (probes {probes}) per sink {per_sink:?} failed requests {} p99 {} us",
+        report.spans_ok,
+        sink.total_spans(),
+        report.requests_failed,
+        report.latencies_us.get(report.latencies_us.len() * 99 / 100).copied().unwrap_or(0)
+    );
     assert!(report.spans_ok > 1000, "load ran: {}", report.spans_ok);
     assert_eq!(report.requests_failed, 0, "{:?}", report.errors);
     assert_eq!(sink.total_spans(), probes + report.spans_ok, "every acknowledged span arrived exactly once");
     assert!(sink.stats[0].spans() > left, "a replaced-in backend gets traffic again");
+    assert_eq!(traces_split_or_repeated(&sink, 5), 0, "each trace whole on one backend, once");
     sink.stop();
 }

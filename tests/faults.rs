@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{ConfigBuilder, connect, export, on_client, wait_until};
+use common::{ConfigBuilder, connect, export, metric, on_client, wait_until};
 use glommio::Placement;
 use otlp_gateway::grpc::Code;
 use otlp_gateway::tools::loadgen::{self, LoadgenOpts, Report};
@@ -49,17 +49,6 @@ fn duplicates(sink: &Sink) -> (usize, u64) {
 }
 
 /// The value of one series on the gateway's `/metrics`.
-fn metric(gw: &otlp_gateway::Gateway, series: &str) -> Option<u64> {
-    use std::io::{Read, Write};
-    let addr = gw.metrics_addr.expect("metrics endpoint");
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("request");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("response");
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 fn spans(sinks: &[&Sink]) -> u64 {
     sinks.iter().map(|s| s.total_spans()).sum()
 }

@@ -324,3 +324,15 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+/// One series' value from the gateway's `/metrics` scrape (`name{labels}` as printed).
+pub fn metric(gw: &otlp_gateway::Gateway, series: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let addr = gw.metrics_addr.expect("metrics endpoint");
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}

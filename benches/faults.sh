@@ -11,7 +11,8 @@ SECS=${1:-10}
 BIN=${BIN:-target/release/otlp-gateway}
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# SIGKILL: a throttled sink (`--max-rate`) holds its backlog of answers for minutes.
+cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 [ -x "$BIN" ] || cargo build --release --quiet --bin otlp-gateway
@@ -22,7 +23,7 @@ start_sink() { # index [max rate]
   taskset -c 1 "$BIN" sink --listen "127.0.0.1:${PORTS[$1]}" ${2:+--max-rate "$2"} >/dev/null 2>&1 &
   SINK_PIDS[$1]=$!; PIDS+=($!)
 }
-stop_sinks() { for p in "${SINK_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+stop_sinks() { for p in "${SINK_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 
 cat >"$WORK/gw.yaml" <<YAML
 receivers:

@@ -1,6 +1,7 @@
 //! Compressed requests on the OTLP/gRPC receiver: gzip and zstd decode and arrive intact, a
 //! compression bomb stops at the message limit, and a lying flag or unknown encoding is refused
 //! while the connection lives on.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

@@ -4,6 +4,7 @@ use super::components::{Components, section};
 use super::errors::Errors;
 use super::model::{GrpcServer, HostPort, HttpServer, OtlpReceiver};
 use super::parse::{Field, Fields};
+use super::security;
 use super::values::{LISTEN, parse_endpoint};
 
 /// Default gRPC listen endpoint, as in the collector.
@@ -24,13 +25,11 @@ const MIB: usize = 1024 * 1024;
 
 /// Collector gRPC server keys that are not implemented: refused so that nobody is silently
 /// insecure (tls, auth) or silently misconfigured.
-const GRPC_UNSUPPORTED: &[&str] =
-    &["tls", "auth", "keepalive", "include_metadata", "read_buffer_size", "write_buffer_size"];
+const GRPC_UNSUPPORTED: &[&str] = &["tls", "include_metadata", "read_buffer_size", "write_buffer_size"];
 
 /// Collector HTTP server keys that are not implemented.
 const HTTP_UNSUPPORTED: &[&str] = &[
     "tls",
-    "auth",
     "cors",
     "include_metadata",
     "response_headers",
@@ -71,6 +70,7 @@ fn grpc_server(field: &Field<'_>, errs: &mut Errors) -> GrpcServer {
     if let Some(transport) = fields.take("transport") {
         check_transport(&transport, errs);
     }
+    let (auth, keepalive) = (security::auth(&mut fields, errs), security::keepalive(&mut fields, errs));
     fields.unsupported(GRPC_UNSUPPORTED, errs);
     fields.finish(errs);
     let max_mib = max_mib.unwrap_or(DEFAULT_MAX_RECV_MSG_SIZE_MIB);
@@ -78,6 +78,8 @@ fn grpc_server(field: &Field<'_>, errs: &mut Errors) -> GrpcServer {
         endpoint,
         max_recv_msg_size: usize::try_from(max_mib).unwrap_or(usize::MAX / MIB) * MIB,
         max_concurrent_streams: streams.map_or(DEFAULT_MAX_CONCURRENT_STREAMS, saturate_u32),
+        auth,
+        keepalive,
     }
 }
 
@@ -99,11 +101,14 @@ fn http_server(field: &Field<'_>, errs: &mut Errors) -> HttpServer {
     // Bodies are forwarded as one gRPC message, whose length prefix is 32 bits.
     let max = max.and_then(|m| m.uint(errs, 1, MAX_RECV_MSG_SIZE_MIB * MIB as u64));
     let header_timeout = fields.take("read_header_timeout").and_then(|t| t.duration(errs));
+    let auth = security::auth(&mut fields, errs);
+    let idle_timeout = fields.take("idle_timeout").and_then(|t| t.duration(errs));
     fields.unsupported(HTTP_UNSUPPORTED, errs);
     fields.finish(errs);
     let max_request_body_size = max.map_or(DEFAULT_MAX_REQUEST_BODY_SIZE, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let read_header_timeout = header_timeout.unwrap_or(DEFAULT_READ_HEADER_TIMEOUT);
-    HttpServer { endpoint, max_request_body_size, read_header_timeout }
+    let idle_timeout = idle_timeout.unwrap_or(crate::receiver::limits::DEFAULT_HTTP_IDLE_TIMEOUT);
+    HttpServer { endpoint, max_request_body_size, read_header_timeout, auth, idle_timeout }
 }
 
 /// `endpoint`, or the default when absent (or invalid: the error is already reported).

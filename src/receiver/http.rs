@@ -21,7 +21,10 @@ use hyper::body::Incoming;
 use hyper_util::server::conn::auto;
 
 use super::budget::{ByteBudget, Held};
-use super::grpc::GrpcService;
+use super::grpc::{ConnOptions, GrpcService};
+use super::h2guard::Guarded;
+use super::lifecycle::{Leave, leave};
+use super::limits::{Activity, within_grace};
 use super::http_json;
 use crate::compression::{DecodeError, Encoding};
 use crate::config::Signal;
@@ -117,10 +120,10 @@ impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
 }
 
 /// What bounds one listener's connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
-    /// HTTP/2 streams per connection.
-    pub max_streams: u32,
+    /// HTTP/2 streams per connection, idle timeout and the core's connection slots.
+    pub conn: ConnOptions,
     /// How long an HTTP/1.1 connection may take to send a request's headers, counted from when
     /// it starts waiting for them: also the idle timeout of keep-alive connections.
     pub header_timeout: Duration,
@@ -168,43 +171,51 @@ pub async fn serve<S: GrpcService>(
     shutdown: Shutdown,
     gate: Rc<Gate>,
 ) {
-    super::grpc::accept_loop(listener, shutdown, gate, move |tcp, shutdown| {
-        serve_connection(tcp, service.clone(), limits, shutdown)
+    let slots = limits.conn.slots.clone();
+    super::grpc::accept_loop(listener, shutdown, gate, slots, move |tcp, shutdown| {
+        serve_connection(tcp, service.clone(), limits.clone(), shutdown)
     })
     .await
 }
 
-fn builder(limits: Limits) -> auto::Builder<LocalExec> {
+fn builder(limits: &Limits) -> auto::Builder<LocalExec> {
     let mut b = auto::Builder::new(LocalExec);
     // The body deadline is ours (REQUEST_READ_TIMEOUT); the header deadline is hyper's.
     b.http1().keep_alive(true).timer(LocalTimer).header_read_timeout(limits.header_timeout);
     b.http2()
-        .max_concurrent_streams(limits.max_streams)
+        .max_concurrent_streams(limits.conn.max_streams)
         .initial_stream_window_size(tuning::STREAM_WINDOW)
         .initial_connection_window_size(tuning::CONN_WINDOW);
     b
 }
 
-/// Serves one connection until the peer leaves or shutdown has drained it.
+/// Serves one connection until the peer leaves, or shutdown or its idle timeout has drained it.
 async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits: Limits, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
-    let io = hyper_util::rt::TokioIo::new(TokioIo::new(tcp));
+    let io = hyper_util::rt::TokioIo::new(Guarded::new(TokioIo::new(tcp)));
+    let activity = Activity::new();
+    let busy = activity.clone();
     let handler = hyper::service::service_fn(move |req| {
-        let service = service.clone();
-        async move { Ok::<_, Infallible>(handle(req, &*service).await) }
+        let (service, busy) = (service.clone(), busy.busy());
+        async move {
+            let reply = handle(req, &*service).await;
+            drop(busy);
+            Ok::<_, Infallible>(reply)
+        }
     });
-    let builder = builder(limits);
+    let builder = builder(&limits);
     let conn = builder.serve_connection(io, handler);
     let mut conn = std::pin::pin!(conn);
-    let stop = async {
-        shutdown.wait().await;
+    let stop = async { Some(leave(&shutdown, &activity, limits.conn.timeouts).await) };
+    let serve = async {
+        let _ = conn.as_mut().await;
         None
     };
-    if future::or(async { Some(conn.as_mut().await) }, stop).await.is_none() {
-        conn.as_mut().graceful_shutdown();
-        let _ = conn.await;
-    }
+    let Some(why) = future::or(serve, stop).await else { return };
+    conn.as_mut().graceful_shutdown();
+    let grace = if why == Leave::Expired { limits.conn.timeouts.age_grace } else { None };
+    within_grace(grace, conn).await;
 }
 
 async fn handle<S: GrpcService>(req: Request<Incoming>, service: &S) -> Reply {
@@ -234,7 +245,8 @@ async fn call<S: GrpcService>(
     format: Option<Format>,
 ) -> Result<Bytes, Failure> {
     let limit = service.max_recv();
-    let head = check_head(&req, service, signal).and_then(|found| {
+    let head = service.authenticate(req.headers()).map_err(Failure::from);
+    let head = head.and_then(|()| check_head(&req, service, signal)).and_then(|found| {
         let format = format.ok_or_else(unsupported_media_type)?;
         Ok((found, format, content_encoding(req.headers())?))
     });
@@ -409,6 +421,7 @@ fn error_reply(format: Format, failure: &Failure) -> Reply {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             headers.insert(header::ACCEPT_ENCODING, header::HeaderValue::from_static(ACCEPT_ENCODING));
         }
+        StatusCode::UNAUTHORIZED => drop(headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"))),
         _ => {}
     }
     response

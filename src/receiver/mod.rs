@@ -3,6 +3,10 @@
 
 pub mod budget;
 pub mod grpc;
+pub mod h2guard;
+pub mod auth;
+pub mod lifecycle;
+pub mod limits;
 pub mod http;
 pub mod http_json;
 pub mod pipeline;

@@ -17,7 +17,8 @@ use super::record::{Recorded, snapshot};
 use crate::config::Signal;
 use crate::grpc::{Code, Status, signal_of};
 use crate::receiver::budget::ByteBudget;
-use crate::receiver::grpc::{GrpcService, serve};
+use crate::receiver::grpc::{ConnOptions, GrpcService, serve};
+use crate::receiver::limits::ConnSlots;
 use crate::runtime::shutdown::Shutdown;
 use crate::wire::{GRPC_PREFIX, walk};
 
@@ -246,7 +247,7 @@ async fn serve_all(
             glommio::spawn_local(serve(
                 l,
                 Rc::new(SinkService(s, shared.clone(), ByteBudget::new(1 << 30))),
-                4096,
+                ConnOptions::new(4096, ConnSlots::new(usize::MAX)),
                 shutdown.clone(),
                 gate.clone(),
             ))

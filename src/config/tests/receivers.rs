@@ -21,6 +21,8 @@ fn null_grpc_means_enabled_with_defaults() {
         endpoint: hp("localhost", 4317),
         max_recv_msg_size: 4 * 1024 * 1024,
         max_concurrent_streams: 1024,
+        auth: None,
+        keepalive: Default::default(),
     };
     for grpc in ["      grpc:", "      grpc: {}", "      grpc: ~"] {
         let got = receiver(grpc);
@@ -38,7 +40,9 @@ fn null_http_means_enabled_with_defaults() {
         Some(HttpServer {
             endpoint: hp("localhost", 4318),
             max_request_body_size: 20 << 20,
-            read_header_timeout: Duration::from_secs(60)
+            read_header_timeout: Duration::from_secs(60),
+            auth: None,
+            idle_timeout: Duration::from_secs(60),
         })
     );
     let both = receiver("      grpc:\n      http:\n        endpoint: 0.0.0.0:4318");
@@ -48,7 +52,9 @@ fn null_http_means_enabled_with_defaults() {
         Some(HttpServer {
             endpoint: hp("0.0.0.0", 4318),
             max_request_body_size: 20 << 20,
-            read_header_timeout: Duration::from_secs(60)
+            read_header_timeout: Duration::from_secs(60),
+            auth: None,
+            idle_timeout: Duration::from_secs(60),
         })
     );
 }
@@ -102,7 +108,7 @@ fn limits_are_checked() {
 
 #[test]
 fn unimplemented_server_keys_are_refused() {
-    for key in ["tls", "auth", "keepalive", "include_metadata", "read_buffer_size", "write_buffer_size"] {
+    for key in ["tls", "include_metadata", "read_buffer_size", "write_buffer_size"] {
         let yaml = with_protocols(&format!("      grpc:\n        {key}: {{}}"));
         let (path, message) = one_error(&yaml);
         assert_eq!(path, format!("receivers.otlp.protocols.grpc.{key}"));

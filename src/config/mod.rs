@@ -112,7 +112,8 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
         },
         authenticators: Default::default(),
     };
-    config.authenticators = security::authenticators(&config, extensions.authenticators, &service.extensions, errs);
+    let ids = (&extensions.declared, &service.extensions);
+    config.authenticators = security::authenticators(&config, extensions.authenticators, ids, errs);
     routes::check(&config, errs);
     config
 }

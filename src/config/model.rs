@@ -317,8 +317,9 @@ pub struct Keepalive {
     pub max_connection_idle: Option<Duration>,
     /// `max_connection_age`, default never: spreads long-lived clients over cores and gateways.
     pub max_connection_age: Option<Duration>,
-    /// `max_connection_age_grace`, default never: how long requests in flight after an age or
-    /// idle GOAWAY may take before the connection is closed.
+    /// `max_connection_age_grace`, default 30s (gRPC's is never): how long requests in flight
+    /// after an age or idle GOAWAY may take before the connection is closed; also bounds a
+    /// client that never acknowledges the GOAWAY. Size it above the longest request.
     pub max_connection_age_grace: Option<Duration>,
 }
 

@@ -17,14 +17,13 @@ pub(crate) fn bearer_token_auth(field: &Field<'_>, errs: &mut Errors) -> Option<
     let mut fields = field.fields(errs);
     let scheme = fields.take("scheme").and_then(|s| s.string(errs).map(str::to_string));
     let header = fields.take("header").and_then(|h| h.parsed(errs, header_name));
-    let token = fields.take("token").and_then(|t| token(&t, errs)).map(|t| vec![t]);
-    let tokens = fields.take("tokens").and_then(|t| token_list(&t, errs));
-    let file = fields.take("filename").and_then(|f| f.string(errs).map(std::path::PathBuf::from));
+    let sources = [fields.take("token"), fields.take("tokens"), fields.take("filename")];
     fields.finish(errs);
-    let tokens = match (token, tokens, file) {
-        (Some(t), None, None) | (None, Some(t), None) => TokenSource::Inline(t),
-        (None, None, Some(f)) => TokenSource::File(f),
-        (None, None, None) => return field.fail(errs, "set one of `token`, `tokens` or `filename`"),
+    let tokens = match sources {
+        [Some(t), None, None] => TokenSource::Inline(vec![token(&t, errs)?]),
+        [None, Some(t), None] => TokenSource::Inline(token_list(&t, errs)?),
+        [None, None, Some(f)] => TokenSource::File(f.string(errs)?.into()),
+        [None, None, None] => return field.fail(errs, "set one of `token`, `tokens` or `filename`"),
         _ => return field.fail(errs, "set only one of `token`, `tokens` or `filename`"),
     };
     let scheme = scheme.unwrap_or_else(|| "Bearer".into());
@@ -84,12 +83,12 @@ pub(crate) fn keepalive(fields: &mut Fields<'_>, errs: &mut Errors) -> Keepalive
     Keepalive { max_connection_idle: idle, max_connection_age: age, max_connection_age_grace: grace }
 }
 
-/// Checks that every receiver's authenticator is a `bearertokenauth` extension listed in
-/// `service.extensions`; returns those extensions.
+/// Checks that every receiver's authenticator is a `bearertokenauth` extension `declared` in
+/// `extensions` and `enabled` in `service.extensions`; returns the enabled ones that parsed.
 pub(crate) fn authenticators(
     config: &Config,
-    declared: BTreeMap<ComponentId, BearerTokenAuth>,
-    enabled: &BTreeSet<ComponentId>,
+    parsed: BTreeMap<ComponentId, BearerTokenAuth>,
+    (declared, enabled): (&BTreeSet<ComponentId>, &BTreeSet<ComponentId>),
     errs: &mut Errors,
 ) -> BTreeMap<ComponentId, BearerTokenAuth> {
     for (id, r) in &config.receivers {
@@ -97,12 +96,12 @@ pub(crate) fn authenticators(
         let http = r.http.as_ref().and_then(|h| Some(("http", h.auth.as_ref()?)));
         for (protocol, auth) in grpc.into_iter().chain(http) {
             let path = format!("receivers.{id}.protocols.{protocol}.auth.authenticator");
-            if !declared.contains_key(auth) {
+            if auth.kind != BEARER_TOKEN_AUTH || !declared.contains(auth) {
                 errs.add(&path, format!("`{auth}` is not a `{BEARER_TOKEN_AUTH}` extension defined in `extensions`"));
             } else if !enabled.contains(auth) {
                 errs.add(&path, format!("extension `{auth}` must be listed in `service.extensions`"));
             }
         }
     }
-    declared.into_iter().filter(|(id, _)| enabled.contains(id)).collect()
+    parsed.into_iter().filter(|(id, _)| enabled.contains(id)).collect()
 }

@@ -24,7 +24,7 @@ use super::budget::{ByteBudget, Held};
 use super::grpc::{ConnOptions, GrpcService};
 use super::h2guard::Guarded;
 use super::lifecycle::{Leave, leave};
-use super::limits::{Activity, within_grace};
+use super::limits::{Activity, DEFAULT_GOAWAY_GRACE, within_grace};
 use super::http_json;
 use crate::compression::{DecodeError, Encoding};
 use crate::config::Signal;
@@ -214,7 +214,8 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
     };
     let Some(why) = future::or(serve, stop).await else { return };
     conn.as_mut().graceful_shutdown();
-    let grace = if why == Leave::Expired { limits.conn.timeouts.age_grace } else { None };
+    let grace = limits.conn.timeouts.age_grace.unwrap_or(DEFAULT_GOAWAY_GRACE);
+    let grace = if why == Leave::Expired { Some(grace) } else { None };
     within_grace(grace, conn).await;
 }
 

@@ -8,7 +8,7 @@ use h2::server::{Connection, SendResponse};
 use http::Request;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::limits::{Activity, Busy, ConnTimeouts, within_grace};
+use super::limits::{Activity, Busy, ConnTimeouts, DEFAULT_GOAWAY_GRACE, within_grace};
 use crate::runtime::shutdown::Shutdown;
 
 /// Why a connection was asked to leave.
@@ -54,6 +54,6 @@ where
             on_stream(req, respond, activity.busy());
         }
     };
-    let grace = if why == Leave::Expired { timeouts.age_grace } else { None };
+    let grace = if why == Leave::Expired { Some(timeouts.age_grace.unwrap_or(DEFAULT_GOAWAY_GRACE)) } else { None };
     within_grace(grace, drain).await;
 }

@@ -18,6 +18,11 @@ pub const DEFAULT_MAX_CONNECTION_IDLE: Duration = Duration::from_secs(5 * 60);
 /// Default HTTP `idle_timeout`, as in the collector.
 pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a connection told to leave (idle or too old) may take to finish its requests when
+/// `max_connection_age_grace` is not set (gRPC's default is forever). It also bounds a peer
+/// that never answers the GOAWAY's PING, which would otherwise keep the connection.
+pub const DEFAULT_GOAWAY_GRACE: Duration = Duration::from_secs(30);
+
 /// When a connection is asked to leave: idle too long, or too old. `None` is never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnTimeouts {
@@ -25,7 +30,8 @@ pub struct ConnTimeouts {
     pub idle: Option<Duration>,
     /// Open this long: GOAWAY (spreads long-lived clients over cores and gateways).
     pub max_age: Option<Duration>,
-    /// After an age GOAWAY, requests in flight get this long before the connection is closed.
+    /// After an idle or age GOAWAY, requests in flight get this long before the connection is
+    /// closed (`None`: [`DEFAULT_GOAWAY_GRACE`]).
     pub age_grace: Option<Duration>,
 }
 
@@ -128,6 +134,7 @@ impl Drop for Busy {
 
 /// Runs `drain` (a connection finishing after GOAWAY) for at most `grace`, if set.
 pub async fn within_grace<F: Future>(grace: Option<Duration>, drain: F) {
+    // The drain either finishes or is dropped, with the connection, at the deadline.
     match grace {
         Some(g) => drop(glommio::timer::timeout(g, async { Ok(drain.await) }).await),
         None => drop(drain.await),

@@ -2,6 +2,7 @@
 //! client. Everything binds 127.0.0.1:0 and stops by itself.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod http1;
 
 use std::future::Future;
@@ -47,6 +48,12 @@ pub struct ConfigBuilder {
     http_extra: String,
     /// Extra `protocol.otlp` lines (e.g. `headers: {...}`), indented 8.
     otlp_extra: String,
+    /// Extra `protocols.grpc` lines, indented 8.
+    grpc_extra: String,
+    /// Extra extensions: (id, body indented 4), each listed in `service.extensions`.
+    extensions: Vec<(String, String)>,
+    /// Extra `service.runtime` lines, indented 4.
+    runtime_extra: String,
     /// `protocol.otlp.compression`; `None` leaves the gateway's default (gzip). Tests default to
     /// `none`: load tests run debug builds, where gzip costs many times what it does in release.
     compression: Option<&'static str>,
@@ -67,6 +74,9 @@ impl ConfigBuilder {
             http: None,
             http_extra: String::new(),
             otlp_extra: String::new(),
+            grpc_extra: String::new(),
+            extensions: Vec::new(),
+            runtime_extra: String::new(),
             compression: Some("none"),
         }
     }
@@ -158,6 +168,24 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds `line` (YAML, one key, indented from 8) to the OTLP/gRPC server's settings.
+    pub fn grpc_setting(mut self, line: &str) -> Self {
+        self.grpc_extra.push_str(&format!("        {line}\n"));
+        self
+    }
+
+    /// Adds extension `id` with `body` (YAML lines indented 4) and enables it.
+    pub fn extension(mut self, id: &str, body: &str) -> Self {
+        self.extensions.push((id.to_string(), body.to_string()));
+        self
+    }
+
+    /// Adds `line` (YAML, one key) to `service.runtime`.
+    pub fn runtime_setting(mut self, line: &str) -> Self {
+        self.runtime_extra.push_str(&format!("    {line}\n"));
+        self
+    }
+
     /// Adds the OTLP/HTTP server with `max_request_body_size: bytes`.
     pub fn http_max_body(mut self, bytes: u64) -> Self {
         self.http = Some(Some(bytes));
@@ -237,16 +265,29 @@ impl ConfigBuilder {
             .iter()
             .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
             .collect();
-        let runtime = self.drain_timeout.map(|d| format!("  runtime:\n    drain_timeout: {d}\n")).unwrap_or_default();
-        let (extensions, enabled) = match self.health_check {
-            true => ("extensions:\n  health_check:\n    endpoint: 127.0.0.1:0\n", "  extensions: [health_check]\n"),
-            false => ("", ""),
-        };
+        let drain = self.drain_timeout.map(|d| format!("    drain_timeout: {d}\n")).unwrap_or_default() + &self.runtime_extra;
+        let runtime = if drain.is_empty() { drain } else { format!("  runtime:\n{drain}") };
+        let (extensions, enabled) = self.extensions_yaml();
+        let grpc = &self.grpc_extra;
         format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n{http}\
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n{grpc}{http}\
              exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}{runtime}",
             self.telemetry
         )
+    }
+
+    /// The `extensions` section and the `service.extensions` line.
+    fn extensions_yaml(&self) -> (String, String) {
+        let mut all = self.extensions.clone();
+        if self.health_check {
+            all.insert(0, ("health_check".into(), "    endpoint: 127.0.0.1:0\n".into()));
+        }
+        if all.is_empty() {
+            return (String::new(), String::new());
+        }
+        let section: String = all.iter().map(|(id, body)| format!("  {id}:\n{body}")).collect();
+        let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+        (format!("extensions:\n{section}"), format!("  extensions: [{}]\n", ids.join(", ")))
     }
 
     pub fn build(&self) -> Config {

@@ -51,6 +51,7 @@ fn token_sources_are_exactly_one() {
     let errors = errors_of(&secured(AUTH, bad, "bearertokenauth/clients"));
     let paths: Vec<_> = errors.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(paths, ["extensions.bearertokenauth/clients.extra", "extensions.bearertokenauth/clients.tokens[0]"]);
+    assert!(errors[1].1.contains("non-empty"), "{errors:?}");
 }
 
 #[test]

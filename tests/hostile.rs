@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::attack::*;
-use common::{ConfigBuilder, sinks, wait_until};
+use common::{ConfigBuilder, refused, sinks, wait_until};
 
 #[path = "hostile/classes.rs"]
 mod classes;
@@ -62,12 +62,15 @@ fn attacks_get_their_errors_while_legitimate_load_loses_nothing() {
     wait_until(Duration::from_secs(10), || delivered() == 0);
     let lost = delivered();
     let peak = memory.peak();
+    let floods = refused(&gw, "h2_flood");
     gw.shutdown();
     println!("hostile inputs tried per class:");
     tally.0.iter().for_each(|(class, n)| println!("  {class}: {n}"));
     let spans = expected.len() as u64 * LEGIT_PER_TRACE as u64;
     println!("legitimate: {} requests acknowledged ({spans} spans), {failed} refused, {lost} traces lost", seeds.len());
     println!("resident memory: {} MiB before the attacks, {} MiB peak", rss_before >> 10, peak >> 10);
+    // PING, SETTINGS, WINDOW_UPDATE, PRIORITY and unknown frames are not limited by h2 itself.
+    assert!(floods >= 10, "the flood guard closed {floods} connections");
     assert!(seeds.len() > 20, "legitimate load flowed: {} requests", seeds.len());
     assert_eq!(lost, 0, "every acknowledged legitimate span arrived");
     assert_eq!(failed, 0, "no legitimate request was refused");
@@ -83,6 +86,7 @@ fn connections_past_the_core_limit_are_closed_at_once() {
     let extra = std::net::TcpStream::connect(gw.grpc_addr).unwrap();
     let (closed, _) = drain(extra).finish(Duration::from_secs(5));
     assert!(closed, "the ninth connection is closed");
+    assert_eq!(refused(&gw, "connection_limit"), 1);
     drop(held);
     let ok = wait_until(Duration::from_secs(5), || {
         let (closed, _) = drain(open_h2(gw.grpc_addr)).finish(Duration::from_millis(300));
@@ -99,4 +103,34 @@ fn open_h2(addr: SocketAddr) -> std::net::TcpStream {
     let mut tcp = std::net::TcpStream::connect(addr).unwrap();
     tcp.write_all(&[PREFACE, &frame(SETTINGS, 0, 0, &[])].concat()).unwrap();
     tcp
+}
+
+#[test]
+fn old_and_idle_connections_are_asked_to_leave() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs)
+        .grpc_setting("keepalive:\n          server_parameters:\n            max_connection_idle: 0s\n            max_connection_age: 300ms\n            max_connection_age_grace: 500ms")
+        .http()
+        .http_setting("idle_timeout: 300ms")
+        .start();
+    let body = otlp_gateway::tools::spangen::request("svc", 4, 2, 9);
+    let framed = otlp_gateway::tools::spangen::grpc_frame(&prost::Message::encode_to_vec(&body));
+    let grpc = gw.grpc_addr;
+    let (first, later) = common::on_client(move || async move {
+        let send = common::connect(grpc).await;
+        let first = common::export(&send, grpc, framed.clone()).await.is_ok();
+        glommio::timer::sleep(Duration::from_millis(1500)).await;
+        (first, common::export(&send, grpc, framed).await.is_ok())
+    });
+    let mut http = common::http1::Http1::connect(gw.http_addrs[0].1);
+    let ok = http.post("/v1/traces", &["Content-Type: application/x-protobuf"], &prost::Message::encode_to_vec(&body));
+    std::thread::sleep(Duration::from_millis(1000));
+    let idle_closed = http.is_closed();
+    gw.shutdown();
+    assert!(first, "a request before max_connection_age is served");
+    assert!(!later, "the connection is gone after max_connection_age and its grace");
+    assert_eq!(ok.status, 200);
+    assert!(idle_closed, "an HTTP connection idle past idle_timeout is closed");
+    assert_eq!(sink.total_spans(), 8);
+    sink.stop();
 }

@@ -7,8 +7,8 @@ use serde_yaml::Value;
 
 use super::errors::Errors;
 use super::model::{BearerTokenAuth, ComponentId, HostPort};
-use super::security::{BEARER_TOKEN_AUTH, bearer_token_auth};
 use super::parse::{Field, Fields};
+use super::security::{BEARER_TOKEN_AUTH, bearer_token_auth};
 use super::service::EXTENSIONS_NOT_SUPPORTED;
 use super::values::{LISTEN, parse_component_id, parse_endpoint};
 

@@ -37,7 +37,8 @@ impl BearerAuth {
             TokenSource::Inline(tokens) => tokens.clone(),
             TokenSource::File(path) => read_tokens(path)?,
         };
-        let header = HeaderName::from_bytes(cfg.header.as_bytes()).map_err(|_| AuthError::Header(cfg.header.clone()))?;
+        let header =
+            HeaderName::from_bytes(cfg.header.as_bytes()).map_err(|_| AuthError::Header(cfg.header.clone()))?;
         Ok(BearerAuth::new(header, &cfg.scheme, &tokens))
     }
 
@@ -65,7 +66,8 @@ fn denied(message: String) -> Status {
 /// One token per line; blank lines and surrounding spaces are ignored.
 fn read_tokens(path: &Path) -> Result<Vec<String>, AuthError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| AuthError::File { path: shown.clone(), reason: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| AuthError::File { path: shown.clone(), reason: e.to_string() })?;
     let tokens: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     if tokens.is_empty() {
         return Err(AuthError::Empty(shown));
@@ -108,7 +110,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tokens");
         std::fs::write(&path, "  first \n\nsecond\n").unwrap();
-        let cfg = BearerTokenAuth { scheme: "Bearer".into(), header: "x-token".into(), tokens: TokenSource::File(path.clone()) };
+        let cfg = BearerTokenAuth {
+            scheme: "Bearer".into(),
+            header: "x-token".into(),
+            tokens: TokenSource::File(path.clone()),
+        };
         let auth = BearerAuth::from_config(&cfg).unwrap();
         let mut h = HeaderMap::new();
         h.insert("x-token", "Bearer second".parse().unwrap());

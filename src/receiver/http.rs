@@ -23,9 +23,9 @@ use hyper_util::server::conn::auto;
 use super::budget::{ByteBudget, Held};
 use super::grpc::{ConnOptions, GrpcService};
 use super::h2guard::Guarded;
+use super::http_json;
 use super::lifecycle::{Leave, leave};
 use super::limits::{Activity, DEFAULT_GOAWAY_GRACE, within_grace};
-use super::http_json;
 use crate::compression::{DecodeError, Encoding};
 use crate::config::Signal;
 use crate::grpc::{Code, Status, export_path};
@@ -182,10 +182,15 @@ fn builder(limits: &Limits) -> auto::Builder<LocalExec> {
     let mut b = auto::Builder::new(LocalExec);
     // The body deadline is ours (REQUEST_READ_TIMEOUT); the header deadline is hyper's.
     b.http1().keep_alive(true).timer(LocalTimer).header_read_timeout(limits.header_timeout);
+    // h2c gets the gRPC receiver's limits (runtime/tuning.rs).
     b.http2()
         .max_concurrent_streams(limits.conn.max_streams)
         .initial_stream_window_size(tuning::STREAM_WINDOW)
-        .initial_connection_window_size(tuning::CONN_WINDOW);
+        .initial_connection_window_size(tuning::CONN_WINDOW)
+        .max_frame_size(tuning::MAX_FRAME)
+        .max_header_list_size(tuning::MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(tuning::MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(tuning::MAX_LOCAL_RESETS);
     b
 }
 
@@ -422,7 +427,9 @@ fn error_reply(format: Format, failure: &Failure) -> Reply {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             headers.insert(header::ACCEPT_ENCODING, header::HeaderValue::from_static(ACCEPT_ENCODING));
         }
-        StatusCode::UNAUTHORIZED => drop(headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"))),
+        StatusCode::UNAUTHORIZED => {
+            drop(headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer")))
+        }
         _ => {}
     }
     response
@@ -440,7 +447,8 @@ fn reply(code: StatusCode, format: Format, body: Bytes) -> Reply {
 pub fn status_body(format: Format, status: &Status) -> Bytes {
     match format {
         Format::Json => {
-            let json = serde_json::json!({ "code": status.code as i32, "message": status.message });
+            let message = status.message.to_string().into();
+            let json = super::http_json::object([("code", (status.code as i32).into()), ("message", message)]);
             Bytes::from(json.to_string())
         }
         Format::Protobuf => {

@@ -105,8 +105,11 @@ fn listener_specs(cfg: &Config, receiver: &OtlpReceiver, index: usize) -> Result
         let limits = (g.max_recv_msg_size, g.max_concurrent_streams, Duration::ZERO);
         let mut spec = listener(ListenerKind::Grpc, index, &g.endpoint, limits)?;
         let k = g.keepalive;
-        spec.timeouts =
-            ConnTimeouts { idle: k.max_connection_idle, max_age: k.max_connection_age, age_grace: k.max_connection_age_grace };
+        spec.timeouts = ConnTimeouts {
+            idle: k.max_connection_idle,
+            max_age: k.max_connection_age,
+            age_grace: k.max_connection_age_grace,
+        };
         spec.auth = authenticator(cfg, g.auth.as_ref())?;
         specs.push(spec);
     }

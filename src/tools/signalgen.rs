@@ -154,7 +154,9 @@ mod seeds {
         ] {
             write("json", name, &[&[selector][..], &body].concat());
         }
-        for (selector, encoding) in [(0xf0u8, Encoding::Gzip), (0xf1, Encoding::Deflate), (0xf2, Encoding::Zstd), (0xf3, Encoding::Snappy)] {
+        for (selector, encoding) in
+            [(0xf0u8, Encoding::Gzip), (0xf1, Encoding::Deflate), (0xf2, Encoding::Zstd), (0xf3, Encoding::Snappy)]
+        {
             write("decompress", encoding.name(), &[&[selector][..], &encoding.encode(&traces).unwrap()].concat());
         }
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");

@@ -265,7 +265,8 @@ impl ConfigBuilder {
             .iter()
             .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
             .collect();
-        let drain = self.drain_timeout.map(|d| format!("    drain_timeout: {d}\n")).unwrap_or_default() + &self.runtime_extra;
+        let drain =
+            self.drain_timeout.map(|d| format!("    drain_timeout: {d}\n")).unwrap_or_default() + &self.runtime_extra;
         let runtime = if drain.is_empty() { drain } else { format!("  runtime:\n{drain}") };
         let (extensions, enabled) = self.extensions_yaml();
         let grpc = &self.grpc_extra;
@@ -357,4 +358,17 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     done()
+}
+
+/// `otlp_gateway_receiver_refused_total{reason="<reason>"}` from the gateway's /metrics.
+pub fn refused(gw: &Gateway, reason: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = gw.metrics_addr.expect("metrics enabled");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let series = format!("otlp_gateway_receiver_refused_total{{reason=\"{reason}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse().ok()).expect("the refused series")
 }

@@ -64,18 +64,18 @@ fn assert_all<T: PartialEq + std::fmt::Debug>(got: &[T], allowed: &[T], what: &s
 pub fn malformed_protobuf(grpc: SocketAddr, http: SocketAddr, tally: &mut Tally) {
     let crafted: Vec<Vec<u8>> = vec![
         vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // 11-byte varint length
-        vec![0xff; 12],                                                             // overlong tag varint
-        vec![0x0a, 0x80],                                                           // varint cut short
-        vec![0x0a, 0xe8, 0x07, 1, 2, 3],                                            // length 1000, 3 bytes
-        vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],                                   // length 4 GiB
-        vec![0x08, 0x01],                                                           // field 1 as varint
-        vec![0x09, 0, 0, 0, 0, 0, 0, 0, 0],                                         // field 1 as fixed64
-        vec![0x0d, 0, 0, 0, 0],                                                     // field 1 as fixed32
-        vec![0x0b, 0x0c],                                                           // field 1 as a group
-        vec![0x0e, 0x00],                                                           // wire type 6
-        vec![0x0f, 0x00],                                                           // wire type 7
-        vec![0x00, 0x00],                                                           // field 0
-        [&[0x0a, 0x04, 0x12, 0x02][..], &[0x0a, 0x05]].concat(),                    // inner length past its parent
+        vec![0xff; 12],                                                               // overlong tag varint
+        vec![0x0a, 0x80],                                                             // varint cut short
+        vec![0x0a, 0xe8, 0x07, 1, 2, 3],                                              // length 1000, 3 bytes
+        vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],                                     // length 4 GiB
+        vec![0x08, 0x01],                                                             // field 1 as varint
+        vec![0x09, 0, 0, 0, 0, 0, 0, 0, 0],                                           // field 1 as fixed64
+        vec![0x0d, 0, 0, 0, 0],                                                       // field 1 as fixed32
+        vec![0x0b, 0x0c],                                                             // field 1 as a group
+        vec![0x0e, 0x00],                                                             // wire type 6
+        vec![0x0f, 0x00],                                                             // wire type 7
+        vec![0x00, 0x00],                                                             // field 0
+        [&[0x0a, 0x04, 0x12, 0x02][..], &[0x0a, 0x05]].concat(),                      // inner length past its parent
     ];
     let nested = nest(5_000);
     let mut codes = grpc_codes(grpc, crafted.iter().map(|b| (HeaderMap::new(), grpc_frame(b))).collect());
@@ -204,7 +204,16 @@ pub fn bombs(grpc: SocketAddr, http: SocketAddr, tally: &mut Tally) {
 /// of a valid OTLP/JSON request.
 pub fn invalid_json(http: SocketAddr, tally: &mut Tally) {
     let mut crafted: Vec<Vec<u8>> = [
-        "", "{", "}", "[]", "[1,2]", "null", "true", "\"text\"", "{\"resourceSpans\": 5}", "{\"resourceSpans\": [1]}",
+        "",
+        "{",
+        "}",
+        "[]",
+        "[1,2]",
+        "null",
+        "true",
+        "\"text\"",
+        "{\"resourceSpans\": 5}",
+        "{\"resourceSpans\": [1]}",
         "{\"resourceSpans\": [{\"scopeSpans\": [{\"spans\": [{\"traceId\": \"zz\"}]}]}]}",
         "{\"resourceSpans\": [{\"scopeSpans\": [{\"spans\": [{\"kind\": \"x\"}]}]}]}",
         "{\"resourceSpans\": [{\"resource\": {\"attributes\": [{\"key\": \"\\ud800\"}]}}]}",
@@ -272,7 +281,8 @@ fn oversize_headers(grpc: SocketAddr, http: SocketAddr) -> u64 {
         let mut tcp = std::net::TcpStream::connect(http).unwrap();
         let reader = drain(tcp.try_clone().unwrap());
         // The gateway may close before it has read it all: a failed write is expected.
-        let _ = tcp.write_all(format!("POST /v1/traces HTTP/1.1\r\nHost: x\r\n{}\r\n\r\n", head.join("\r\n")).as_bytes());
+        let _ =
+            tcp.write_all(format!("POST /v1/traces HTTP/1.1\r\nHost: x\r\n{}\r\n\r\n", head.join("\r\n")).as_bytes());
         let (closed, answer) = reader.finish(Duration::from_secs(10));
         let text = String::from_utf8_lossy(&answer);
         assert!(closed && (answer.is_empty() || text.starts_with("HTTP/1.1 431")), "oversize HTTP headers: {text}");
@@ -280,10 +290,13 @@ fn oversize_headers(grpc: SocketAddr, http: SocketAddr) -> u64 {
     3
 }
 
+/// The flood's n-th frame (or frames).
+type NextFrame = Box<dyn Fn(u64) -> Vec<u8>>;
+
 /// Each HTTP/2 flood, on both receivers: the connection must be closed.
 pub fn h2_floods(grpc: SocketAddr, http: SocketAddr, tally: &mut Tally) {
     let open = frame(HEADERS, END_HEADERS, 1, &export_headers());
-    let floods: Vec<(&str, Vec<u8>, Box<dyn Fn(u64) -> Vec<u8>>)> = vec![
+    let floods: Vec<(&str, Vec<u8>, NextFrame)> = vec![
         ("PING", vec![], Box::new(|_| frame(PING, 0, 0, &[0; 8]))),
         ("SETTINGS", vec![], Box::new(|_| frame(SETTINGS, 0, 0, &[]))),
         ("empty DATA", open.clone(), Box::new(|_| frame(DATA, 0, 1, &[]))),
@@ -315,9 +328,8 @@ fn rapid_reset(i: u32) -> Vec<u8> {
 /// Slow clients: a trickled HTTP/2 preface, trickled HTTP/1.1 headers, and an idle HTTP/2
 /// connection, each on its own thread; all must be dropped by the gateway's deadlines.
 pub fn slowloris(grpc: SocketAddr, http: SocketAddr) -> u64 {
-    let preface = std::thread::spawn(move || {
-        trickle(grpc, PREFACE, Duration::from_millis(500), Duration::from_secs(20))
-    });
+    let preface =
+        std::thread::spawn(move || trickle(grpc, PREFACE, Duration::from_millis(500), Duration::from_secs(20)));
     let head = b"POST /v1/traces HTTP/1.1\r\nHost: gateway\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
     let headers = std::thread::spawn(move || trickle(http, head, Duration::from_millis(200), Duration::from_secs(20)));
     let idle = std::thread::spawn(move || {

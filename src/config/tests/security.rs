@@ -92,7 +92,10 @@ fn keepalive_keys_not_implemented_are_refused_by_name() {
     let paths: Vec<_> = errors.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         paths,
-        ["receivers.otlp.protocols.grpc.keepalive.enforcement_policy", "receivers.otlp.protocols.grpc.keepalive.server_parameters.time"]
+        [
+            "receivers.otlp.protocols.grpc.keepalive.enforcement_policy",
+            "receivers.otlp.protocols.grpc.keepalive.server_parameters.time"
+        ]
     );
 }
 
@@ -103,4 +106,18 @@ fn connections_per_core() {
     assert_eq!(config.runtime.max_connections_per_core, 10);
     let (path, _) = one_error(&with_service("  runtime:\n    max_connections_per_core: 0"));
     assert_eq!(path, "service.runtime.max_connections_per_core");
+}
+
+#[test]
+fn print_config_shows_the_limits_and_masks_the_tokens() {
+    let ext = "  bearertokenauth/clients:\n    tokens: [\"s3cret-a\", \"s3cret-b\"]";
+    let keepalive = "        keepalive:\n          server_parameters:\n            max_connection_idle: 0s\n";
+    let text = secured(AUTH, ext, "bearertokenauth/clients").replacen("grpc:\n", &format!("grpc:\n{keepalive}"), 1);
+    let config = ok(&text.replacen("http:\n", "http:\n        idle_timeout: 5s\n", 1));
+    let yaml = crate::config::effective_yaml(&config);
+    assert!(!yaml.contains("s3cret"), "{yaml}");
+    let again = ok(&yaml);
+    assert_eq!(again.receivers, config.receivers, "{yaml}");
+    assert_eq!(again.runtime, config.runtime);
+    assert_eq!(again.authenticators.keys().collect::<Vec<_>>(), config.authenticators.keys().collect::<Vec<_>>());
 }

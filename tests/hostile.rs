@@ -12,12 +12,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::attack::*;
-use common::{ConfigBuilder, refused, sinks, wait_until};
+use common::{ConfigBuilder, refused, refused_at, sinks, wait_until};
 
 #[path = "hostile/classes.rs"]
 mod classes;
+#[path = "hostile/target.rs"]
+mod target;
 
-/// Resident memory the whole test process (gateway, sinks, clients, attack inputs) may reach.
+/// Resident memory the gateway may reach: with the gateway in this process, the whole test
+/// process (gateway, sinks, clients, attack inputs) is measured.
 const RSS_BOUND_MIB: u64 = 768;
 
 /// Inputs tried per class.
@@ -33,15 +36,16 @@ impl Tally {
 #[test]
 fn attacks_get_their_errors_while_legitimate_load_loses_nothing() {
     let sink = sinks(2);
-    let gw = ConfigBuilder::new(&sink.addrs)
-        .max_recv_mib(1)
-        .http_max_body(1 << 20)
-        .http_setting("read_header_timeout: 1s")
-        .grpc_setting("keepalive:\n          server_parameters:\n            max_connection_idle: 2s\n            max_connection_age_grace: 1s")
-        .start();
-    let (grpc, http) = (gw.grpc_addr, gw.http_addrs[0].1);
-    let (rss_before, _) = rss_kib();
-    let memory = MemoryWatch::start();
+    let gw = target::Target::start(
+        &ConfigBuilder::new(&sink.addrs)
+            .max_recv_mib(1)
+            .http_max_body(1 << 20)
+            .http_setting("read_header_timeout: 1s")
+            .grpc_setting("keepalive:\n          server_parameters:\n            max_connection_idle: 2s\n            max_connection_age_grace: 1s"),
+    );
+    let (grpc, http) = (gw.grpc, gw.http);
+    let (rss_before, _) = rss_kib(&gw.pid);
+    let memory = MemoryWatch::start(&gw.pid);
     let legit = Legit::start(grpc, http);
     let slow = std::thread::spawn(move || classes::slowloris(grpc, http));
     let mut tally = Tally::default();
@@ -62,13 +66,20 @@ fn attacks_get_their_errors_while_legitimate_load_loses_nothing() {
     wait_until(Duration::from_secs(10), || delivered() == 0);
     let lost = delivered();
     let peak = memory.peak();
-    let floods = refused(&gw, "h2_flood");
-    gw.shutdown();
+    let (_, hwm) = rss_kib(&gw.pid);
+    let floods = refused_at(gw.metrics, "h2_flood");
+    let measured = if gw.is_child() { "the gateway process" } else { "the whole test process" };
+    gw.stop();
     println!("hostile inputs tried per class:");
     tally.0.iter().for_each(|(class, n)| println!("  {class}: {n}"));
     let spans = expected.len() as u64 * LEGIT_PER_TRACE as u64;
     println!("legitimate: {} requests acknowledged ({spans} spans), {failed} refused, {lost} traces lost", seeds.len());
-    println!("resident memory: {} MiB before the attacks, {} MiB peak", rss_before >> 10, peak >> 10);
+    println!(
+        "resident memory of {measured}: {} MiB before the attacks, {} MiB peak sampled every 10 ms, VmHWM {} MiB",
+        rss_before >> 10,
+        peak >> 10,
+        hwm >> 10
+    );
     // PING, SETTINGS, WINDOW_UPDATE, PRIORITY and unknown frames are not limited by h2 itself.
     assert!(floods >= 10, "the flood guard closed {floods} connections");
     assert!(seeds.len() > 20, "legitimate load flowed: {} requests", seeds.len());

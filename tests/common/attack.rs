@@ -233,9 +233,10 @@ pub fn expected_traces(seeds: &[u64]) -> Vec<(Vec<u8>, u64)> {
     seeds.iter().flat_map(|&s| (0..traces).map(move |n| (spangen::trace_id(s, n).to_vec(), per))).collect()
 }
 
-/// This process's resident memory now and at its peak, in KiB (`/proc/self/status`).
-pub fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+/// Process `pid`'s (`self`: this one's) resident memory now and at its peak, in KiB
+/// (`VmRSS` and `VmHWM` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let field = |name: &str| {
         let line = status.lines().find(|l| l.starts_with(name)).unwrap();
         line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
@@ -243,20 +244,20 @@ pub fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Samples resident memory every 10 ms until dropped; the highest sample.
+/// Samples process `pid`'s resident memory every 10 ms until dropped; the highest sample.
 pub struct MemoryWatch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<u64>>,
 }
 
 impl MemoryWatch {
-    pub fn start() -> MemoryWatch {
+    pub fn start(pid: &str) -> MemoryWatch {
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let (s, pid) = (stop.clone(), pid.to_string());
         let thread = std::thread::spawn(move || {
             let mut peak = 0;
             while !s.load(Ordering::SeqCst) {
-                peak = peak.max(rss_kib().0);
+                peak = peak.max(rss_kib(&pid).0);
                 std::thread::sleep(Duration::from_millis(10));
             }
             peak

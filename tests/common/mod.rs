@@ -362,8 +362,12 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 /// `otlp_gateway_receiver_refused_total{reason="<reason>"}` from the gateway's /metrics.
 pub fn refused(gw: &Gateway, reason: &str) -> u64 {
+    refused_at(gw.metrics_addr.expect("metrics enabled"), reason)
+}
+
+/// [`refused`] from the /metrics endpoint at `addr`.
+pub fn refused_at(addr: SocketAddr, reason: &str) -> u64 {
     use std::io::{Read, Write};
-    let addr = gw.metrics_addr.expect("metrics enabled");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(s, "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();

@@ -15,7 +15,7 @@ use h2::client::SendRequest;
 use otlp_gateway::Gateway;
 use otlp_gateway::config::{self, Config};
 use otlp_gateway::exporter::{ExportError, call};
-use otlp_gateway::grpc::TRACE_EXPORT;
+use otlp_gateway::grpc::{Code, TRACE_EXPORT};
 use otlp_gateway::tools::sink::Sink;
 
 /// `n` sink listeners on loopback, recording trace ids.
@@ -336,6 +336,25 @@ pub async fn unary_on(
 /// A trace export call.
 pub async fn export(send: &SendRequest<Bytes>, addr: SocketAddr, framed: Bytes) -> Result<Bytes, ExportError> {
     unary_on(send, addr, TRACE_EXPORT, framed).await
+}
+
+/// Sends each `(headers, frame)` in turn as a trace export on one connection to `addr`; the
+/// gRPC codes in order (`None`: no status).
+pub fn grpc_codes(addr: SocketAddr, calls: Vec<(http::HeaderMap, Bytes)>) -> Vec<Option<Code>> {
+    on_client(move || async move {
+        let send = connect(addr).await;
+        let uri: http::Uri = format!("http://{addr}{TRACE_EXPORT}").parse().expect("uri");
+        let mut codes = Vec::new();
+        for (headers, frame) in calls {
+            let r = call::unary_with(send.clone(), uri.clone(), frame, Duration::from_secs(10), &headers).await;
+            codes.push(match r {
+                Ok(_) => Some(Code::Ok),
+                Err(ExportError::Rejected(s)) => Some(s.code),
+                Err(_) => None,
+            });
+        }
+        codes
+    })
 }
 
 /// A metrics export call.

@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use otlp_gateway::compression::Encoding;
-use otlp_gateway::exporter::{ExportError, call};
 use otlp_gateway::grpc::{Code, TRACE_EXPORT};
 use otlp_gateway::tools::spangen::{self, grpc_frame};
 use prost::Message;
@@ -15,7 +14,7 @@ use prost::Message;
 use super::Tally;
 use crate::common::attack::*;
 use crate::common::http1::Http1;
-use crate::common::{connect, on_client};
+use crate::common::{connect, grpc_codes, on_client};
 
 const PROTOBUF: &str = "Content-Type: application/x-protobuf";
 const JSON: &str = "Content-Type: application/json";
@@ -27,24 +26,6 @@ fn valid(seed: u64) -> Vec<u8> {
 
 fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), HeaderValue::from_static(v))).collect()
-}
-
-/// Sends each `(headers, frame)` on one gRPC connection; the codes (`None`: no status).
-fn grpc_codes(addr: SocketAddr, calls: Vec<(HeaderMap, Bytes)>) -> Vec<Option<Code>> {
-    on_client(move || async move {
-        let send = connect(addr).await;
-        let uri: http::Uri = format!("http://{addr}{TRACE_EXPORT}").parse().unwrap();
-        let mut codes = Vec::new();
-        for (headers, frame) in calls {
-            let r = call::unary_with(send.clone(), uri.clone(), frame, Duration::from_secs(10), &headers).await;
-            codes.push(match r {
-                Ok(_) => Some(Code::Ok),
-                Err(ExportError::Rejected(s)) => Some(s.code),
-                Err(_) => None,
-            });
-        }
-        codes
-    })
 }
 
 /// Posts each body to `/v1/traces` on one connection; the HTTP statuses.

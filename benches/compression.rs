@@ -5,6 +5,8 @@
 //!
 //! Input: one trace request of 500 spans (about 150 KB), 10 spans per trace, the size of a
 //! typical SDK batch. Throughput is per uncompressed protobuf byte, so MB/s compare directly.
+// Tests, benches and binaries may unwrap: clippy.toml disallows it for the library.
+#![allow(clippy::disallowed_methods)]
 
 use std::hint::black_box;
 

@@ -6,6 +6,8 @@
 //! next hash, so it measures the full latency of one table read. Each batch touches about
 //! half of the 512 KiB table, which then sits in L2; the "l3" and "dram" variants rotate through
 //! many rings so that table reads miss L2, or miss L3 as well.
+// Tests, benches and binaries may unwrap: clippy.toml disallows it for the library.
+#![allow(clippy::disallowed_methods)]
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use otlp_gateway::routing::ring::{Ring, hash_key};

@@ -3,6 +3,8 @@
 //! Metrics: one service, 2 × 3 metrics (sum, histogram, gauge) × 24 streams, routed by
 //! `streamID`, so every metric is cut across the 3 backends. Logs: 100 records of ~300 bytes,
 //! half with a trace id, routed by `traceID` (the other half falls back to the service).
+// Tests, benches and binaries may unwrap: clippy.toml disallows it for the library.
+#![allow(clippy::disallowed_methods)]
 
 use std::hint::black_box;
 

@@ -213,6 +213,10 @@ check_syscalls() {
 
 check "the .deb's unit runs validate before start" grep -q '^ExecStartPre=/usr/bin/otlp-gateway validate' "$unit"
 check "the .deb's unit has no CPUAffinity" bash -c "! grep -q '^CPUAffinity' '$unit'"
+# Privilege (docs/security-limits.md): an unprivileged user, no capability, no way to gain one.
+check "the unit runs as the otlp-gateway user" grep -qx 'User=otlp-gateway' "$unit"
+check "the unit grants no capability" bash -c "grep -qx 'CapabilityBoundingSet=' '$unit' && grep -qx 'AmbientCapabilities=' '$unit'"
+check "the unit sets NoNewPrivileges" grep -qx 'NoNewPrivileges=yes' "$unit"
 if command -v systemd-analyze >/dev/null; then
     verify_unit
     if [ -s "$work/strace.out" ]; then check_syscalls; else skip "system calls vs filter: strace is not installed"; fi

@@ -1,4 +1,6 @@
 //! The `otlp-gateway` command: run, validate, sink, loadgen, demo.
+// Tests, benches and binaries may unwrap: clippy.toml disallows it for the library.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

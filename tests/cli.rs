@@ -1,4 +1,5 @@
 //! The command line as an operator uses it: validate, run with SIGTERM, demo.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

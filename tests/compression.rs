@@ -1,17 +1,15 @@
 //! Compressed requests on the OTLP/gRPC receiver: gzip and zstd decode and arrive intact, a
 //! compression bomb stops at the message limit, and a lying flag or unknown encoding is refused
 //! while the connection lives on.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use common::{ConfigBuilder, connect, on_client, sinks};
+use common::{ConfigBuilder, grpc_codes, sinks};
 use http::{HeaderMap, HeaderValue};
 use otlp_gateway::compression::Encoding;
-use otlp_gateway::exporter::{ExportError, call};
-use otlp_gateway::grpc::{Code, TRACE_EXPORT};
+use otlp_gateway::grpc::Code;
 use otlp_gateway::tools::spangen::{self, grpc_frame};
 use prost::Message;
 
@@ -28,28 +26,6 @@ fn encoding(name: &'static str) -> HeaderMap {
     h
 }
 
-fn code(r: &Result<Bytes, ExportError>) -> Option<Code> {
-    match r {
-        Ok(_) => Some(Code::Ok),
-        Err(ExportError::Rejected(s)) => Some(s.code),
-        Err(_) => None,
-    }
-}
-
-/// Sends each `(headers, frame)` in turn on one connection; the codes in order.
-fn send_all(addr: std::net::SocketAddr, calls: Vec<(HeaderMap, Bytes)>) -> Vec<Option<Code>> {
-    on_client(move || async move {
-        let send = connect(addr).await;
-        let uri: http::Uri = format!("http://{addr}{TRACE_EXPORT}").parse().unwrap();
-        let mut codes = Vec::new();
-        for (headers, frame) in calls {
-            let r = call::unary_with(send.clone(), uri.clone(), frame, Duration::from_secs(10), &headers).await;
-            codes.push(code(&r));
-        }
-        codes
-    })
-}
-
 #[test]
 fn gzip_and_zstd_requests_arrive_intact() {
     let sink = sinks(2);
@@ -61,7 +37,7 @@ fn gzip_and_zstd_requests_arrive_intact() {
         // An encoding is declared, but this message is not compressed: allowed.
         (encoding("gzip"), grpc_frame(&body)),
     ];
-    let codes = send_all(gw.grpc_addr, calls);
+    let codes = grpc_codes(gw.grpc_addr, calls);
     gw.shutdown();
     assert_eq!(codes, vec![Some(Code::Ok); 3]);
     assert_eq!(sink.total_spans(), 900);
@@ -83,7 +59,7 @@ fn a_bomb_is_resource_exhausted_and_bad_input_is_refused_on_a_live_connection() 
         (encoding("br"), grpc_frame(&body)),
         (encoding("zstd"), compressed_frame(&Encoding::Zstd.encode(&body).unwrap())),
     ];
-    let codes = send_all(gw.grpc_addr, calls);
+    let codes = grpc_codes(gw.grpc_addr, calls);
     gw.shutdown();
     let want = [Code::ResourceExhausted, Code::Internal, Code::Internal, Code::Unimplemented, Code::Ok];
     assert_eq!(codes, want.map(Some).to_vec());

@@ -7,6 +7,7 @@
 //! missing interpreter or package fails the test: it never skips. The same SDK runs through
 //! NGINX in front of two gateways, and the collector project's `telemetrygen` (Go) sends
 //! over both protocols.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

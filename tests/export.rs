@@ -1,6 +1,7 @@
 //! Export settings end to end: `compression` (each codec reaches the sink intact, and the wire
 //! carries `grpc-encoding` and compressed messages), `headers` on every backend request, and
 //! `timeout` reported to the client as DEADLINE_EXCEEDED (gRPC) or 503 with Retry-After (HTTP).
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The gateway end to end on loopback: real HTTP/2 and gRPC between a client, the gateway
 //! and in-process sinks.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Backends found through DNS (a real DNS server on loopback, SRV records) join, leave and
 //! are replaced while load runs: nothing acknowledged is lost or duplicated.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Reloading the config (SIGHUP): backend lists, keys and pipelines change without dropping
 //! client connections; a config that does not load, or changes what needs a restart, is
 //! refused and the running one stays.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The DNS resolver from outside the crate, as the control plane will use it: the in-process DNS
 //! server (`tools::dnsserver`) changes records, and each update becomes a new ring.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

@@ -1,4 +1,5 @@
 //! Traces, metrics and logs end to end, each routed by its own pipeline's key.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Self-telemetry end to end: /metrics counts exactly what the sinks got, refusals are
 //! counted, and the health check flips to 503 when no backend is reachable and while draining.
+#![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
 

@@ -19,6 +19,7 @@ mod receivers;
 mod render;
 mod resilience;
 mod routes;
+mod security;
 mod service;
 mod telemetry;
 mod tls;
@@ -44,6 +45,7 @@ pub use receivers::{
 pub use render::{MASK, effective_yaml, mask_secrets};
 pub use resilience::{Resilience, ResilienceMode, RetryOnFailure, SendingQueue};
 pub use routes::SignalRoute;
+pub use security::BEARER_TOKEN_AUTH;
 pub use service::{CONNECTORS_NOT_SUPPORTED, EXTENSIONS_NOT_SUPPORTED, PROCESSORS_NOT_SUPPORTED};
 pub use telemetry::{
     DEFAULT_HEALTH_ENDPOINT, DEFAULT_METRICS_ENDPOINT, HealthCheck, LogEncoding, LogLevel, LogsConfig, MetricsConfig,
@@ -95,11 +97,12 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
     for (key, message) in UNSUPPORTED_SECTIONS {
         unsupported_section(&fields.take_or_null(key), errs, message);
     }
-    let (health_check, extensions) = telemetry::extensions(&fields.take_or_null("extensions"), errs);
-    let declared = Declared { receivers: &receivers.declared, exporters: &exporters.declared, extensions: &extensions };
+    let extensions = telemetry::extensions(&fields.take_or_null("extensions"), errs);
+    let declared =
+        Declared { receivers: &receivers.declared, exporters: &exporters.declared, extensions: &extensions.declared };
     let service = service::service(&fields.take_or_null("service"), declared, errs);
     fields.finish(errs);
-    let config = Config {
+    let mut config = Config {
         receivers: receivers.parsed,
         exporters: exporters.parsed,
         pipelines: service.pipelines,
@@ -107,9 +110,12 @@ fn document(root: &Field<'_>, errs: &mut Errors) -> Config {
         telemetry: TelemetryConfig {
             metrics: service.metrics,
             logs: service.logs,
-            health_check: health_check.filter(|_| service.health_check),
+            health_check: extensions.health.filter(|_| service.health_check),
         },
+        authenticators: Default::default(),
     };
+    let ids = (&extensions.declared, &service.extensions);
+    config.authenticators = security::authenticators(&config, extensions.authenticators, ids, errs);
     routes::check(&config, errs);
     service::check_request_memory(&config, errs);
     config

@@ -51,6 +51,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `service.telemetry` and the `health_check` extension.
     pub telemetry: super::telemetry::TelemetryConfig,
+    /// `bearertokenauth` extensions listed in `service.extensions`, by id.
+    pub authenticators: BTreeMap<ComponentId, BearerTokenAuth>,
 }
 
 /// `receivers.otlp[/name]`.
@@ -73,6 +75,10 @@ pub struct GrpcServer {
     pub max_concurrent_streams: u32,
     /// `tls`: serve TLS (ALPN `h2`); absent: plaintext h2c.
     pub tls: Option<ReceiverTls>,
+    /// `auth.authenticator`: the `bearertokenauth` extension every request must satisfy.
+    pub auth: Option<ComponentId>,
+    /// `keepalive.server_parameters`.
+    pub keepalive: Keepalive,
 }
 
 /// `receivers.otlp.protocols.http`.
@@ -88,6 +94,11 @@ pub struct HttpServer {
     /// counted from when it starts waiting for them, so it also closes idle keep-alive
     /// connections. Default 1m, as in the collector.
     pub read_header_timeout: std::time::Duration,
+    /// `auth.authenticator`, as for gRPC.
+    pub auth: Option<ComponentId>,
+    /// `idle_timeout`: a connection with no request in flight for this long is closed.
+    /// Default 1m, as in the collector.
+    pub idle_timeout: std::time::Duration,
     /// `tls`: serve TLS (ALPN `h2` and `http/1.1`); absent: plaintext.
     pub tls: Option<ReceiverTls>,
 }
@@ -332,6 +343,10 @@ pub struct RuntimeConfig {
     /// its parts); it must hold at least two of the largest requests a receiver accepts.
     /// Default (`None`): 256 MiB, or 4 × the largest request if that is more.
     pub request_memory: Option<usize>,
+    /// `max_connections_per_core`, default 4096: client connections one core holds over all
+    /// receivers; past it, new connections are closed on accept. Size it to clients ÷ cores,
+    /// with room for reconnect storms; each connection costs about 100 KiB.
+    pub max_connections_per_core: usize,
 }
 
 /// Default `service.runtime.drain_timeout`.
@@ -339,6 +354,54 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { cores: None, drain_timeout: DEFAULT_DRAIN_TIMEOUT, request_memory: None }
+        RuntimeConfig {
+            cores: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            request_memory: None,
+            max_connections_per_core: crate::receiver::limits::DEFAULT_MAX_CONNECTIONS_PER_CORE,
+        }
     }
+}
+
+/// gRPC `keepalive.server_parameters`: when the server sends GOAWAY. `None` is never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// `max_connection_idle`, default 5m (gRPC's is never): no request in flight that long.
+    pub max_connection_idle: Option<Duration>,
+    /// `max_connection_age`, default never: spreads long-lived clients over cores and gateways.
+    pub max_connection_age: Option<Duration>,
+    /// `max_connection_age_grace`, default 30s (gRPC's is never): how long requests in flight
+    /// after an age or idle GOAWAY may take before the connection is closed; also bounds a
+    /// client that never acknowledges the GOAWAY. Size it above the longest request.
+    pub max_connection_age_grace: Option<Duration>,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive {
+            max_connection_idle: Some(crate::receiver::limits::DEFAULT_MAX_CONNECTION_IDLE),
+            max_connection_age: None,
+            max_connection_age_grace: None,
+        }
+    }
+}
+
+/// `extensions.bearertokenauth[/name]`, server side: requests must carry
+/// `<header>: <scheme> <token>` with one of the tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerTokenAuth {
+    /// `scheme`, default `Bearer`; empty: the header holds the bare token.
+    pub scheme: String,
+    /// `header`, default `authorization`.
+    pub header: String,
+    pub tokens: TokenSource,
+}
+
+/// Where a `bearertokenauth` extension's tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `token` or `tokens`: several are accepted at once, so they can be rotated.
+    Inline(Vec<String>),
+    /// `filename`: one token per line, read at start and again on every reload (SIGHUP).
+    File(std::path::PathBuf),
 }

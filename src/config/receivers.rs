@@ -5,6 +5,7 @@ use super::errors::Errors;
 use super::model::{GrpcServer, HostPort, HttpServer, OtlpReceiver};
 use super::parse::{Field, Fields};
 use super::tls::receiver_tls;
+use super::security;
 use super::values::{LISTEN, parse_endpoint};
 use crate::tls::{ALPN_GRPC, ALPN_HTTP};
 
@@ -25,12 +26,11 @@ const MAX_RECV_MSG_SIZE_MIB: u64 = 4095;
 const MIB: usize = 1024 * 1024;
 
 /// Collector gRPC server keys that are not implemented: refused so that nobody is silently
-/// insecure (auth) or silently misconfigured.
-const GRPC_UNSUPPORTED: &[&str] = &["auth", "keepalive", "include_metadata", "read_buffer_size", "write_buffer_size"];
+/// insecure or silently misconfigured.
+const GRPC_UNSUPPORTED: &[&str] = &["include_metadata", "read_buffer_size", "write_buffer_size"];
 
 /// Collector HTTP server keys that are not implemented.
 const HTTP_UNSUPPORTED: &[&str] = &[
-    "auth",
     "cors",
     "include_metadata",
     "response_headers",
@@ -72,6 +72,7 @@ fn grpc_server(field: &Field<'_>, errs: &mut Errors) -> GrpcServer {
         check_transport(&transport, errs);
     }
     let tls = fields.take("tls").and_then(|t| receiver_tls(&t, errs, ALPN_GRPC));
+    let (auth, keepalive) = (security::auth(&mut fields, errs), security::keepalive(&mut fields, errs));
     fields.unsupported(GRPC_UNSUPPORTED, errs);
     fields.finish(errs);
     let max_mib = max_mib.unwrap_or(DEFAULT_MAX_RECV_MSG_SIZE_MIB);
@@ -80,6 +81,8 @@ fn grpc_server(field: &Field<'_>, errs: &mut Errors) -> GrpcServer {
         max_recv_msg_size: usize::try_from(max_mib).unwrap_or(usize::MAX / MIB) * MIB,
         max_concurrent_streams: streams.map_or(DEFAULT_MAX_CONCURRENT_STREAMS, saturate_u32),
         tls,
+        auth,
+        keepalive,
     }
 }
 
@@ -102,11 +105,14 @@ fn http_server(field: &Field<'_>, errs: &mut Errors) -> HttpServer {
     let max = max.and_then(|m| m.uint(errs, 1, MAX_RECV_MSG_SIZE_MIB * MIB as u64));
     let header_timeout = fields.take("read_header_timeout").and_then(|t| t.duration(errs));
     let tls = fields.take("tls").and_then(|t| receiver_tls(&t, errs, ALPN_HTTP));
+    let auth = security::auth(&mut fields, errs);
+    let idle_timeout = fields.take("idle_timeout").and_then(|t| t.duration(errs));
     fields.unsupported(HTTP_UNSUPPORTED, errs);
     fields.finish(errs);
     let max_request_body_size = max.map_or(DEFAULT_MAX_REQUEST_BODY_SIZE, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let read_header_timeout = header_timeout.unwrap_or(DEFAULT_READ_HEADER_TIMEOUT);
-    HttpServer { endpoint, max_request_body_size, read_header_timeout, tls }
+    let idle_timeout = idle_timeout.unwrap_or(crate::receiver::limits::DEFAULT_HTTP_IDLE_TIMEOUT);
+    HttpServer { endpoint, max_request_body_size, read_header_timeout, auth, idle_timeout, tls }
 }
 
 /// `endpoint`, or the default when absent (or invalid: the error is already reported).

@@ -13,8 +13,18 @@ pub const MASK: &str = "[REDACTED]";
 
 /// Keys whose values are secrets wherever they appear (a mapping under one, such as
 /// `headers`, has every value masked).
-const SECRET_KEYS: &[&str] =
-    &["headers", "auth", "authorization", "token", "bearer_token", "password", "api_key", "key_pem", "client_secret"];
+const SECRET_KEYS: &[&str] = &[
+    "headers",
+    "auth",
+    "authorization",
+    "token",
+    "tokens",
+    "bearer_token",
+    "password",
+    "api_key",
+    "key_pem",
+    "client_secret",
+];
 
 /// The effective configuration as YAML text.
 pub fn effective_yaml(cfg: &Config) -> String {
@@ -51,9 +61,12 @@ fn effective(cfg: &Config) -> Value {
     let receivers = cfg.receivers.iter().map(|(id, r)| (text(id), receiver(r))).collect::<Mapping>();
     let exporters = cfg.exporters.iter().map(|(id, e)| (text(id), exporter(e))).collect::<Mapping>();
     let health = cfg.telemetry.health_check.as_ref();
-    let extensions = health.map_or(Value::Null, |h| {
-        map([("health_check", map([("endpoint", text(&h.endpoint)), ("path", text(&h.path))]))])
-    });
+    let mut extensions = Mapping::new();
+    if let Some(h) = health {
+        extensions.insert(text("health_check"), map([("endpoint", text(&h.endpoint)), ("path", text(&h.path))]));
+    }
+    cfg.authenticators.iter().for_each(|(id, a)| drop(extensions.insert(text(id), bearer_token_auth(a))));
+    let extensions = if extensions.is_empty() { Value::Null } else { Value::Mapping(extensions) };
     map([
         ("receivers", Value::Mapping(receivers)),
         ("exporters", Value::Mapping(exporters)),
@@ -69,12 +82,39 @@ fn receiver(r: &OtlpReceiver) -> Value {
             ("max_recv_msg_size_mib", Value::from(g.max_recv_msg_size >> 20)),
             ("max_concurrent_streams", Value::from(g.max_concurrent_streams)),
             ("tls", g.tls.as_ref().map_or(Value::Null, receiver_tls)),
+            ("keepalive", keepalive(&g.keepalive)),
+            ("auth", auth(g.auth.as_ref())),
         ])
     });
     let http = r.http.as_ref().map_or(Value::Null, |h| {
-        map([("endpoint", text(&h.endpoint)), ("tls", h.tls.as_ref().map_or(Value::Null, receiver_tls))])
+        let idle = duration(h.idle_timeout);
+        let tls = h.tls.as_ref().map_or(Value::Null, receiver_tls);
+        map([("endpoint", text(&h.endpoint)), ("idle_timeout", idle), ("auth", auth(h.auth.as_ref())), ("tls", tls)])
     });
     map([("protocols", map([("grpc", grpc), ("http", http)]))])
+}
+
+/// `keepalive.server_parameters`; an idle limit of never reads `0s` (absent is the default).
+fn keepalive(k: &Keepalive) -> Value {
+    let idle = k.max_connection_idle.map_or(text("0s"), duration);
+    let params = map([
+        ("max_connection_idle", idle),
+        ("max_connection_age", k.max_connection_age.map_or(Value::Null, duration)),
+        ("max_connection_age_grace", k.max_connection_age_grace.map_or(Value::Null, duration)),
+    ]);
+    map([("server_parameters", params)])
+}
+
+fn auth(id: Option<&ComponentId>) -> Value {
+    id.map_or(Value::Null, |id| map([("authenticator", text(id))]))
+}
+
+fn bearer_token_auth(a: &BearerTokenAuth) -> Value {
+    let (tokens, filename) = match &a.tokens {
+        TokenSource::Inline(t) => (list(t, |s| text(s)), Value::Null),
+        TokenSource::File(f) => (Value::Null, text(f.display())),
+    };
+    map([("scheme", text(&a.scheme)), ("header", text(&a.header)), ("tokens", tokens), ("filename", filename)])
 }
 
 fn exporter(e: &Exporter) -> Value {
@@ -198,12 +238,17 @@ fn resolver(r: &Resolver) -> Value {
 
 fn service(cfg: &Config) -> Value {
     let pipelines = cfg.pipelines.iter().map(|p| (text(pipeline_id(p)), pipeline(p))).collect::<Mapping>();
-    let extensions =
-        if cfg.telemetry.health_check.is_some() { list(&["health_check"], |s| text(s)) } else { Value::Null };
+    let health = cfg.telemetry.health_check.is_some().then(|| "health_check".to_string());
+    let ids: Vec<String> = health.into_iter().chain(cfg.authenticators.keys().map(|id| id.to_string())).collect();
+    let extensions = if ids.is_empty() { Value::Null } else { list(&ids, |s| text(s)) };
     let cores = cfg.runtime.cores.as_ref().map_or(Value::Null, |c| list(c, |c| Value::from(*c)));
     let memory = Value::from((cfg.request_memory() >> 20) as u64);
-    let runtime =
-        map([("cores", cores), ("drain_timeout", duration(cfg.runtime.drain_timeout)), ("request_memory_mib", memory)]);
+    let runtime = map([
+        ("cores", cores),
+        ("drain_timeout", duration(cfg.runtime.drain_timeout)),
+        ("request_memory_mib", memory),
+        ("max_connections_per_core", Value::from(cfg.runtime.max_connections_per_core)),
+    ]);
     map([
         ("extensions", extensions),
         ("pipelines", Value::Mapping(pipelines)),
@@ -270,9 +315,12 @@ pub fn mask_secrets(value: &mut Value) {
     }
 }
 
+/// Masks every value under a secret key but an `authenticator`, which names an extension.
 fn mask_all(value: &mut Value) {
     match value {
-        Value::Mapping(m) => m.iter_mut().for_each(|(_, v)| mask_all(v)),
+        Value::Mapping(m) => {
+            m.iter_mut().filter(|(k, _)| k.as_str() != Some("authenticator")).for_each(|(_, v)| mask_all(v))
+        }
         Value::Sequence(items) => items.iter_mut().for_each(mask_all),
         other => *other = text(MASK),
     }

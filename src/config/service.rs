@@ -16,9 +16,10 @@ pub const PROCESSORS_NOT_SUPPORTED: &str = "processors are not supported; otlp-g
 /// The message for any connector.
 pub const CONNECTORS_NOT_SUPPORTED: &str = "connectors are not supported; otlp-gateway forwards data unchanged";
 
-/// The message for any extension but `health_check`, in a section or in `service.extensions`.
+/// The message for any extension but `health_check` and `bearertokenauth`, in a section or in
+/// `service.extensions`.
 pub const EXTENSIONS_NOT_SUPPORTED: &str =
-    "extensions other than `health_check` are not supported by this version of otlp-gateway";
+    "extensions other than `health_check` and `bearertokenauth` are not supported by this version of otlp-gateway";
 
 /// The ids that pipelines may reference.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,8 @@ pub(crate) struct Service {
     pub logs: LogsConfig,
     /// Whether `service.extensions` lists `health_check`.
     pub health_check: bool,
+    /// The extensions `service.extensions` lists.
+    pub extensions: BTreeSet<ComponentId>,
 }
 
 pub(crate) fn service(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Service {
@@ -43,9 +46,10 @@ pub(crate) fn service(field: &Field<'_>, declared: Declared<'_>, errs: &mut Erro
     let pipelines = pipelines(&fields.take_or_null("pipelines"), declared, errs);
     let runtime = fields.take("runtime").map(|r| runtime(&r, errs));
     let (metrics, logs) = telemetry(&fields.take_or_null("telemetry"), errs);
-    let health_check = enabled_extensions(&fields.take_or_null("extensions"), declared.extensions, errs);
+    let extensions = enabled_extensions(&fields.take_or_null("extensions"), declared.extensions, errs);
     fields.finish(errs);
-    Service { pipelines, runtime: runtime.unwrap_or_default(), metrics, logs, health_check }
+    let health_check = extensions.iter().any(|id| id.kind == "health_check");
+    Service { pipelines, runtime: runtime.unwrap_or_default(), metrics, logs, health_check, extensions }
 }
 
 fn pipelines(field: &Field<'_>, declared: Declared<'_>, errs: &mut Errors) -> Vec<Pipeline> {
@@ -151,9 +155,14 @@ fn runtime(field: &Field<'_>, errs: &mut Errors) -> RuntimeConfig {
     let cores = fields.take("cores").and_then(|c| cores(&c, errs));
     let drain = fields.take("drain_timeout").and_then(|d| d.duration(errs));
     let memory = fields.take("request_memory_mib").and_then(|m| m.uint(errs, 1, MAX_REQUEST_MEMORY_MIB));
+    let conns = fields.take("max_connections_per_core").and_then(|c| c.uint(errs, 1, 1 << 24));
     fields.finish(errs);
-    let drain_timeout = drain.unwrap_or(super::model::DEFAULT_DRAIN_TIMEOUT);
-    RuntimeConfig { cores, drain_timeout, request_memory: memory.and_then(|m| usize::try_from(m << 20).ok()) }
+    let mut runtime = RuntimeConfig::default();
+    runtime.cores = cores;
+    runtime.drain_timeout = drain.unwrap_or(runtime.drain_timeout);
+    runtime.request_memory = memory.and_then(|m| usize::try_from(m << 20).ok());
+    runtime.max_connections_per_core = conns.map_or(runtime.max_connections_per_core, |c| c as usize);
+    runtime
 }
 
 fn cores(field: &Field<'_>, errs: &mut Errors) -> Option<Vec<usize>> {

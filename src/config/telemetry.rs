@@ -1,13 +1,14 @@
 //! The gateway's own telemetry, in the collector's shapes: `service.telemetry.metrics` (the
 //! Prometheus endpoint), `service.telemetry.logs`, and the `health_check` extension.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
 use super::errors::Errors;
-use super::model::{ComponentId, HostPort};
+use super::model::{BearerTokenAuth, ComponentId, HostPort};
 use super::parse::{Field, Fields};
+use super::security::{BEARER_TOKEN_AUTH, bearer_token_auth};
 use super::service::EXTENSIONS_NOT_SUPPORTED;
 use super::values::{LISTEN, parse_component_id, parse_endpoint};
 
@@ -207,23 +208,35 @@ fn log_encoding(s: &str) -> Result<LogEncoding, String> {
     }
 }
 
-/// The top-level `extensions` section: only `health_check` is implemented. Returns it (if
-/// defined and valid) and the ids declared.
-pub(crate) fn extensions(field: &Field<'_>, errs: &mut Errors) -> (Option<HealthCheck>, BTreeSet<ComponentId>) {
-    let (mut health, mut declared) = (None, BTreeSet::new());
+/// The top-level `extensions` section: `health_check` and `bearertokenauth` are implemented.
+/// Returns the health check (if defined and valid), the authenticators and the ids declared.
+pub(crate) fn extensions(field: &Field<'_>, errs: &mut Errors) -> Extensions {
+    let mut found = Extensions::default();
     if matches!(field.value, Value::Sequence(s) if s.is_empty()) {
-        return (health, declared);
+        return found;
     }
     for entry in field.fields(errs).into_rest() {
         let Some(id) = entry.fail_on(errs, parse_component_id(&entry.key)) else { continue };
         if id.kind == "health_check" && id.name.is_none() {
-            health = health_check(&entry, errs);
-            declared.insert(id);
+            found.health = health_check(&entry, errs);
+        } else if id.kind == BEARER_TOKEN_AUTH {
+            let auth = bearer_token_auth(&entry, errs);
+            auth.map(|a| found.authenticators.insert(id.clone(), a));
         } else {
             entry.report(errs, EXTENSIONS_NOT_SUPPORTED);
+            continue;
         }
+        found.declared.insert(id);
     }
-    (health, declared)
+    found
+}
+
+/// What the `extensions` section declares.
+#[derive(Debug, Default)]
+pub(crate) struct Extensions {
+    pub health: Option<HealthCheck>,
+    pub authenticators: BTreeMap<ComponentId, BearerTokenAuth>,
+    pub declared: BTreeSet<ComponentId>,
 }
 
 fn health_check(field: &Field<'_>, errs: &mut Errors) -> Option<HealthCheck> {
@@ -240,19 +253,23 @@ fn health_path(s: &str) -> Result<String, String> {
     if s.starts_with('/') { Ok(s.to_string()) } else { Err(format!("`{s}` must start with `/`")) }
 }
 
-/// `service.extensions`: each id must be defined in `extensions`; `health_check` is enabled
-/// only when listed here.
-pub(crate) fn enabled_extensions(field: &Field<'_>, declared: &BTreeSet<ComponentId>, errs: &mut Errors) -> bool {
-    let mut health = false;
+/// `service.extensions`: each id must be defined in `extensions`; returns those listed (an
+/// extension is enabled only when listed here).
+pub(crate) fn enabled_extensions(
+    field: &Field<'_>,
+    declared: &BTreeSet<ComponentId>,
+    errs: &mut Errors,
+) -> BTreeSet<ComponentId> {
+    let mut enabled = BTreeSet::new();
     for item in field.list(errs).unwrap_or_default() {
         let Some(id) = item.parsed(errs, parse_component_id) else { continue };
-        if id.kind != "health_check" {
+        if id.kind != "health_check" && id.kind != BEARER_TOKEN_AUTH {
             item.report(errs, EXTENSIONS_NOT_SUPPORTED);
         } else if !declared.contains(&id) {
             item.report(errs, format!("extension `{id}` is not defined in `extensions`"));
         } else {
-            health = true;
+            enabled.insert(id);
         }
     }
-    health
+    enabled
 }

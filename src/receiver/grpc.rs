@@ -17,6 +17,9 @@ use h2::server::SendResponse;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 
 use super::budget::{ByteBudget, Held};
+use super::h2guard::Guarded;
+use super::lifecycle::drive_h2;
+use super::limits::{ConnSlots, ConnTimeouts};
 use crate::compression::{DecodeError, Encoding};
 use crate::grpc::{Code, Status, UnaryReader};
 use crate::runtime::io::TokioIo;
@@ -43,6 +46,12 @@ pub trait GrpcService: 'static {
     fn tls(&self) -> Option<Arc<crate::tls::ServerConfig>> {
         None
     }
+
+    /// Checks the request's credentials (`UNAUTHENTICATED` when they are missing or wrong),
+    /// before anything of its body is read.
+    fn authenticate(&self, _headers: &HeaderMap) -> Result<(), Status> {
+        Ok(())
+    }
 }
 
 /// How a stream ends when it does not reach the service.
@@ -57,25 +66,50 @@ impl From<Status> for Refusal {
     }
 }
 
+/// What every connection of one listener gets: its core's slots and its timeouts.
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    /// HTTP/2 streams per connection.
+    pub max_streams: u32,
+    pub timeouts: ConnTimeouts,
+    /// The core's connection slots, shared by all its listeners.
+    pub slots: Rc<ConnSlots>,
+}
+
+impl ConnOptions {
+    /// Options with no idle or age limit.
+    pub fn new(max_streams: u32, slots: Rc<ConnSlots>) -> Self {
+        ConnOptions { max_streams, timeouts: ConnTimeouts::default(), slots }
+    }
+}
+
 /// Accepts connections until shutdown; each connection runs as a task under `gate`, so
 /// shutdown can wait for in-flight requests.
 pub async fn serve<S: GrpcService>(
     listener: TcpListener,
     service: Rc<S>,
-    max_streams: u32,
+    opts: ConnOptions,
     shutdown: Shutdown,
     gate: Rc<Gate>,
 ) {
-    accept_loop(listener, shutdown, gate, move |tcp, shutdown| {
-        serve_connection(tcp, service.clone(), max_streams, shutdown)
+    let slots = opts.slots.clone();
+    accept_loop(listener, shutdown, gate, slots, move |tcp, shutdown| {
+        serve_connection(tcp, service.clone(), opts.clone(), shutdown)
     })
     .await
 }
 
 /// Accepts connections until shutdown and runs `connection` for each as a task under `gate`
-/// (both receivers share it).
-pub(crate) async fn accept_loop<F, Fut>(listener: TcpListener, shutdown: Shutdown, gate: Rc<Gate>, connection: F)
-where
+/// (both receivers share it). A connection past the core's `slots` is closed at once: the
+/// client sees it and retries (its next connection may land on another core), where not
+/// accepting would leave it waiting in this core's backlog.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    shutdown: Shutdown,
+    gate: Rc<Gate>,
+    slots: Rc<ConnSlots>,
+    connection: F,
+) where
     F: Fn(TcpStream, Shutdown) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
@@ -87,10 +121,17 @@ where
             None
         };
         match future::or(accept, stop).await {
-            Some(Ok(tcp)) => match gate.spawn(connection(tcp, shutdown.clone())) {
-                Ok(task) => drop(task.detach()),
-                Err(_) => return,
-            },
+            Some(Ok(tcp)) => {
+                let Some(slot) = slots.take() else {
+                    crate::telemetry::Refused::ConnectionLimit.note();
+                    continue;
+                };
+                let connection = connection(tcp, shutdown.clone());
+                match gate.spawn(async move { (connection.await, drop(slot)) }) {
+                    Ok(task) => drop(task.detach()),
+                    Err(_) => return,
+                }
+            }
             // Accept errors (EMFILE, aborted handshakes) must not stop the listener.
             Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(5)).await,
             None => return,
@@ -99,46 +140,27 @@ where
 }
 
 /// Serves one accepted connection until the peer leaves or shutdown has drained it.
-pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, max_streams: u32, shutdown: Shutdown) {
+pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, opts: ConnOptions, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
     let tls = service.tls();
     let handshake = async {
         let Ok(io) = crate::tls::accept(TokioIo::new(tcp), tls).await else { return Ok(None) };
-        Ok(tuning::h2_server(max_streams).handshake::<_, Bytes>(io).await.ok())
+        Ok(tuning::h2_server(opts.max_streams).handshake::<_, Bytes>(Guarded::new(io)).await.ok())
     };
     // The TLS handshake and the HTTP/2 preface share one deadline.
-    let Ok(Some(mut conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
+    let Ok(Some(conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
         return;
     };
-    let mut draining = false;
-    let mut stop_signal = shutdown.wait();
-    loop {
-        let next = if draining {
-            conn.accept().await
-        } else {
-            let accept = async { Some(conn.accept().await) };
-            let stop = async {
-                (&mut stop_signal).await;
-                None
-            };
-            match future::or(accept, stop).await {
-                Some(next) => next,
-                None => {
-                    conn.graceful_shutdown();
-                    draining = true;
-                    continue;
-                }
-            }
+    drive_h2(conn, shutdown, opts.timeouts, move |req, respond, busy| {
+        let service = service.clone();
+        let stream = async move {
+            handle(req, respond, &*service).await;
+            drop(busy);
         };
-        match next {
-            Some(Ok((req, respond))) => {
-                let service = service.clone();
-                glommio::spawn_local(async move { handle(req, respond, &*service).await }).detach();
-            }
-            _ => break,
-        }
-    }
+        glommio::spawn_local(stream).detach();
+    })
+    .await
 }
 
 async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<Bytes>, service: &S) {
@@ -168,6 +190,7 @@ async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S) -> Result<B
 }
 
 fn check_head<S: GrpcService>(req: &Request<RecvStream>, service: &S) -> Result<(S::Method, Encoding), Refusal> {
+    service.authenticate(req.headers())?;
     if req.method() != http::Method::POST {
         return Err(Refusal::Http(StatusCode::METHOD_NOT_ALLOWED));
     }

@@ -21,8 +21,11 @@ use hyper::body::Incoming;
 use hyper_util::server::conn::auto;
 
 use super::budget::{ByteBudget, Held};
-use super::grpc::GrpcService;
+use super::grpc::{ConnOptions, GrpcService};
+use super::h2guard::Guarded;
 use super::http_json;
+use super::lifecycle::{Leave, leave};
+use super::limits::{Activity, DEFAULT_GOAWAY_GRACE, within_grace};
 use crate::compression::{DecodeError, Encoding};
 use crate::config::Signal;
 use crate::grpc::{Code, Status, export_path};
@@ -118,10 +121,10 @@ impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
 }
 
 /// What bounds one listener's connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
-    /// HTTP/2 streams per connection.
-    pub max_streams: u32,
+    /// HTTP/2 streams per connection, idle timeout and the core's connection slots.
+    pub conn: ConnOptions,
     /// How long an HTTP/1.1 connection may take to send a request's headers, counted from when
     /// it starts waiting for them: also the idle timeout of keep-alive connections.
     pub header_timeout: Duration,
@@ -169,46 +172,61 @@ pub async fn serve<S: GrpcService>(
     shutdown: Shutdown,
     gate: Rc<Gate>,
 ) {
-    super::grpc::accept_loop(listener, shutdown, gate, move |tcp, shutdown| {
-        serve_connection(tcp, service.clone(), limits, shutdown)
+    let slots = limits.conn.slots.clone();
+    super::grpc::accept_loop(listener, shutdown, gate, slots, move |tcp, shutdown| {
+        serve_connection(tcp, service.clone(), limits.clone(), shutdown)
     })
     .await
 }
 
-fn builder(limits: Limits) -> auto::Builder<LocalExec> {
+fn builder(limits: &Limits) -> auto::Builder<LocalExec> {
     let mut b = auto::Builder::new(LocalExec);
     // The body deadline is ours (REQUEST_READ_TIMEOUT); the header deadline is hyper's.
     b.http1().keep_alive(true).timer(LocalTimer).header_read_timeout(limits.header_timeout);
+    // h2c gets the gRPC receiver's limits (runtime/tuning.rs).
     b.http2()
-        .max_concurrent_streams(limits.max_streams)
+        .max_concurrent_streams(limits.conn.max_streams)
         .initial_stream_window_size(tuning::STREAM_WINDOW)
-        .initial_connection_window_size(tuning::CONN_WINDOW);
+        .initial_connection_window_size(tuning::CONN_WINDOW)
+        .max_frame_size(tuning::MAX_FRAME)
+        .max_header_list_size(tuning::MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(tuning::MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(tuning::MAX_LOCAL_RESETS);
     b
 }
 
-/// Serves one connection until the peer leaves or shutdown has drained it.
+/// Serves one connection until the peer leaves, or shutdown or its idle timeout has drained it.
 async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits: Limits, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
     let tls = service.tls();
     let Some(io) = crate::tls::accept_within(TokioIo::new(tcp), tls, tuning::HANDSHAKE_TIMEOUT).await else { return };
     // With TLS, hyper sees HTTP/2 by its preface, as ALPN `h2` promised; else HTTP/1.1.
-    let io = hyper_util::rt::TokioIo::new(io);
+    // The flood guard reads the plaintext, under TLS.
+    let io = hyper_util::rt::TokioIo::new(Guarded::new(io));
+    let activity = Activity::new();
+    let busy = activity.clone();
     let handler = hyper::service::service_fn(move |req| {
-        let service = service.clone();
-        async move { Ok::<_, Infallible>(handle(req, &*service).await) }
+        let (service, busy) = (service.clone(), busy.busy());
+        async move {
+            let reply = handle(req, &*service).await;
+            drop(busy);
+            Ok::<_, Infallible>(reply)
+        }
     });
-    let builder = builder(limits);
+    let builder = builder(&limits);
     let conn = builder.serve_connection(io, handler);
     let mut conn = std::pin::pin!(conn);
-    let stop = async {
-        shutdown.wait().await;
+    let stop = async { Some(leave(&shutdown, &activity, limits.conn.timeouts).await) };
+    let serve = async {
+        let _ = conn.as_mut().await;
         None
     };
-    if future::or(async { Some(conn.as_mut().await) }, stop).await.is_none() {
-        conn.as_mut().graceful_shutdown();
-        let _ = conn.await;
-    }
+    let Some(why) = future::or(serve, stop).await else { return };
+    conn.as_mut().graceful_shutdown();
+    let grace = limits.conn.timeouts.age_grace.unwrap_or(DEFAULT_GOAWAY_GRACE);
+    let grace = if why == Leave::Expired { Some(grace) } else { None };
+    within_grace(grace, conn).await;
 }
 
 async fn handle<S: GrpcService>(req: Request<Incoming>, service: &S) -> Reply {
@@ -238,7 +256,8 @@ async fn call<S: GrpcService>(
     format: Option<Format>,
 ) -> Result<Bytes, Failure> {
     let limit = service.max_recv();
-    let head = check_head(&req, service, signal).and_then(|found| {
+    let head = service.authenticate(req.headers()).map_err(Failure::from);
+    let head = head.and_then(|()| check_head(&req, service, signal)).and_then(|found| {
         let format = format.ok_or_else(unsupported_media_type)?;
         Ok((found, format, content_encoding(req.headers())?))
     });
@@ -413,6 +432,9 @@ fn error_reply(format: Format, failure: &Failure) -> Reply {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             headers.insert(header::ACCEPT_ENCODING, header::HeaderValue::from_static(ACCEPT_ENCODING));
         }
+        StatusCode::UNAUTHORIZED => {
+            drop(headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer")))
+        }
         _ => {}
     }
     response
@@ -437,7 +459,8 @@ fn reply(code: StatusCode, format: Format, body: Bytes) -> Reply {
 pub fn status_body(format: Format, status: &Status) -> Bytes {
     match format {
         Format::Json => {
-            let json = serde_json::json!({ "code": status.code as i32, "message": status.message });
+            let message = status.message.to_string().into();
+            let json = super::http_json::object([("code", (status.code as i32).into()), ("message", message)]);
             Bytes::from(json.to_string())
         }
         Format::Protobuf => {

@@ -115,11 +115,17 @@ pub fn response_to_json(signal: Signal, proto: &[u8]) -> Vec<u8> {
     // A response that does not decode is still a success (the backends took the data): `{}`.
     let json = match partial {
         Some((field, rejected, message)) => {
-            serde_json::json!({ "partialSuccess": { field: rejected.to_string(), "errorMessage": message } })
+            let partial = object([(field, rejected.to_string().into()), ("errorMessage", message.into())]);
+            object([("partialSuccess", partial)])
         }
-        None => serde_json::json!({}),
+        None => object([]),
     };
     json.to_string().into_bytes()
+}
+
+/// A JSON object of `pairs`, in order (`serde_json::json!` unwraps, which the data path denies).
+pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 #[cfg(test)]

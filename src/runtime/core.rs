@@ -18,9 +18,11 @@ use crate::config::{ComponentId, RoutingKey, Signal};
 use crate::exporter::BackendSettings;
 use crate::grpc::{Status, signal_of};
 use crate::receiver::Pipeline;
+use crate::receiver::auth::BearerAuth;
 use crate::receiver::budget::ByteBudget;
-use crate::receiver::grpc::{GrpcService, serve};
+use crate::receiver::grpc::{ConnOptions, GrpcService, serve};
 use crate::receiver::http;
+use crate::receiver::limits::{ConnSlots, ConnTimeouts};
 use crate::routing::Ring;
 
 /// The backend set as the control plane computed it: built once, replicated to every core.
@@ -66,6 +68,10 @@ pub struct ListenerSpec {
     pub max_streams: u32,
     /// HTTP only: `read_header_timeout`.
     pub header_timeout: Duration,
+    /// When an idle or old connection gets GOAWAY.
+    pub timeouts: ConnTimeouts,
+    /// The receiver's authenticator (its token file read by the control plane, again on reload).
+    pub auth: Option<Arc<BearerAuth>>,
     /// Index into `CoreSpec::pipelines` for traces, metrics and logs (`Signal as usize`).
     pub routes: [Option<usize>; 3],
     /// `tls`: the server config new connections use (`None`: plaintext). A reload may change
@@ -96,6 +102,8 @@ pub struct PipelineSpec {
 #[derive(Debug, Clone)]
 pub struct CoreSpec {
     pub listeners: Vec<ListenerSpec>,
+    /// `service.runtime.max_connections_per_core`.
+    pub max_connections: usize,
     pub exporters: Vec<ExporterSpec>,
     pub pipelines: Vec<PipelineSpec>,
     /// The core's request budget in bytes (`Config::request_memory`).
@@ -112,13 +120,14 @@ pub struct GatewayService {
     budget: Rc<ByteBudget>,
     /// This listener's index in `CoreSpec::listeners`, for telemetry.
     listener: usize,
+    auth: RefCell<Option<Arc<BearerAuth>>>,
 }
 
 impl GatewayService {
     fn new(l: &ListenerSpec, pipelines: &[Rc<Pipeline>], budget: &Rc<ByteBudget>, listener: usize) -> Self {
         let routes = Default::default();
-        let (max_recv, tls) = (Cell::new(0), RefCell::new(None));
-        let service = GatewayService { routes, max_recv, tls, budget: budget.clone(), listener };
+        let (max_recv, tls, auth) = (Cell::new(0), RefCell::new(None), RefCell::new(None));
+        let service = GatewayService { routes, max_recv, tls, budget: budget.clone(), listener, auth };
         service.update(l, pipelines);
         service
     }
@@ -128,6 +137,7 @@ impl GatewayService {
         *self.routes.borrow_mut() = [route(0), route(1), route(2)];
         self.max_recv.set(l.max_recv);
         *self.tls.borrow_mut() = l.tls.clone();
+        *self.auth.borrow_mut() = l.auth.clone();
     }
 }
 
@@ -150,6 +160,10 @@ impl GrpcService for GatewayService {
         self.tls.borrow().clone()
     }
 
+    fn authenticate(&self, headers: &::http::HeaderMap) -> Result<(), Status> {
+        self.auth.borrow().as_ref().map_or(Ok(()), |auth| auth.check(headers))
+    }
+
     async fn call(&self, signal: Signal, framed: Bytes) -> Result<Bytes, Status> {
         let pipeline = self.routes.borrow()[signal as usize].clone();
         match pipeline {
@@ -161,8 +175,9 @@ impl GrpcService for GatewayService {
 
 /// Applies a reloaded spec: new pipelines and pools (keeping live connections), and every
 /// listener routed to them. Listener addresses are unchanged (the control plane checks).
-fn reload(old: &Routing, spec: &CoreSpec, services: &[Rc<GatewayService>]) -> Routing {
+fn reload(old: &Routing, spec: &CoreSpec, services: &[Rc<GatewayService>], slots: &ConnSlots) -> Routing {
     let routing = Routing::build(spec.clone(), Some(old));
+    slots.set_limit(spec.max_connections);
     for (l, service) in spec.listeners.iter().zip(services) {
         service.update(l, &routing.pipelines);
     }
@@ -189,13 +204,15 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     // Counters are kept per listener (receiver × transport); telemetry names them.
     let service = |(i, l): (usize, &ListenerSpec)| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, i));
     let services: Vec<Rc<GatewayService>> = spec.listeners.iter().enumerate().map(service).collect();
+    let slots = ConnSlots::new(spec.max_connections);
     let acceptors: Vec<_> = (listeners.into_iter().zip(&spec.listeners).zip(&services))
         .map(|((tcp, l), service)| {
             let (service, shutdown, gate) = (service.clone(), shutdown.clone(), gate.clone());
+            let conn = ConnOptions { max_streams: l.max_streams, timeouts: l.timeouts, slots: slots.clone() };
             match l.kind {
-                ListenerKind::Grpc => glommio::spawn_local(serve(tcp, service, l.max_streams, shutdown, gate)),
+                ListenerKind::Grpc => glommio::spawn_local(serve(tcp, service, conn, shutdown, gate)),
                 ListenerKind::Http => {
-                    let limits = http::Limits { max_streams: l.max_streams, header_timeout: l.header_timeout };
+                    let limits = http::Limits { conn, header_timeout: l.header_timeout };
                     glommio::spawn_local(http::serve(tcp, service, limits, shutdown, gate))
                 }
             }
@@ -206,7 +223,7 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
             Some(Control::Backends { exporter, set }) => routing.set_backends(exporter, &set),
             Some(Control::Reload(spec)) => {
                 budget.set_limit(spec.request_memory);
-                routing = reload(&routing, &spec, &services);
+                routing = reload(&routing, &spec, &services, &slots);
             }
             Some(Control::Shutdown { drain }) => break drain,
             Some(Control::Scrape { core, reply }) => {

@@ -38,6 +38,8 @@ pub enum StartError {
     Cores(String),
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error("authenticator: {0}")]
+    Auth(#[from] crate::receiver::auth::AuthError),
 }
 
 /// Why a reload was not applied; the running config stays in force.
@@ -182,12 +184,12 @@ impl Gateway {
         }
         // The core's request budget was sized from max_recv at start: changing it needs a restart.
         let same = |a: &ListenerSpec, b: &ListenerSpec| {
-            (a.addr, a.max_streams, a.header_timeout, a.max_recv)
-                == (b.addr, b.max_streams, b.header_timeout, b.max_recv)
+            (a.addr, a.max_streams, a.header_timeout, a.max_recv, a.timeouts)
+                == (b.addr, b.max_streams, b.header_timeout, b.max_recv, b.timeouts)
         };
         match plan.listeners.iter().zip(&self.listeners).find(|(a, b)| !same(a, b)) {
             Some((l, _)) => Err(ReloadError::NeedsRestart(format!(
-                "receiver `{}` (endpoint, max_concurrent_streams, max message/body size or read_header_timeout)",
+                "receiver `{}` (endpoint, max_concurrent_streams, max message/body size, read_header_timeout, keepalive or idle_timeout)",
                 plan.ids[l.receiver]
             ))),
             None => Ok(()),

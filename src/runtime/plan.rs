@@ -15,6 +15,8 @@ use crate::config::{
 use crate::exporter::BackendSettings;
 use crate::exporter::call::CallOptions;
 use crate::exporter::retry::{QueueLimits, RetryPolicy};
+use crate::receiver::auth::BearerAuth;
+use crate::receiver::limits::ConnTimeouts;
 use crate::routing::Ring;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -35,8 +37,9 @@ pub(super) struct Plan {
 /// indexes, so that counters and messages indexed by exporter keep their meaning across a
 /// reload; one no longer used stays as an empty slot.
 pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, StartError> {
-    let request_memory = cfg.request_memory();
-    let mut spec = CoreSpec { listeners: Vec::new(), exporters: Vec::new(), pipelines: Vec::new(), request_memory };
+    let (request_memory, max_connections) = (cfg.request_memory(), cfg.runtime.max_connections_per_core);
+    let mut spec =
+        CoreSpec { listeners: Vec::new(), max_connections, exporters: Vec::new(), pipelines: Vec::new(), request_memory };
     spec.exporters = previous
         .iter()
         .map(|id| ExporterSpec { id: id.clone(), used: false, backends: None, settings: Default::default() })
@@ -58,7 +61,7 @@ pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, Start
         let p =
             position_or_push(&mut spec.pipelines, pipeline, |a, b| a.signal == b.signal && a.exporter == b.exporter);
         let r = position_or_push(&mut ids, route.receiver.clone(), |a, b| a == b);
-        for listener in listener_specs(receiver, r)? {
+        for listener in listener_specs(cfg, receiver, r)? {
             let l =
                 position_or_push(&mut spec.listeners, listener, |a, b| (a.receiver, a.kind) == (b.receiver, b.kind));
             spec.listeners[l].routes[route.signal as usize] = Some(p);
@@ -97,27 +100,40 @@ fn position_or_push<T>(values: &mut Vec<T>, value: T, same: impl Fn(&T, &T) -> b
 }
 
 /// The receiver's listeners: its gRPC server, then its HTTP server, as configured.
-fn listener_specs(receiver: &OtlpReceiver, index: usize) -> Result<Vec<ListenerSpec>, StartError> {
+fn listener_specs(cfg: &Config, receiver: &OtlpReceiver, index: usize) -> Result<Vec<ListenerSpec>, StartError> {
     let mut specs = Vec::new();
     if let Some(g) = &receiver.grpc {
         let limits = (g.max_recv_msg_size, g.max_concurrent_streams, Duration::ZERO);
-        specs.push(ListenerSpec {
-            tls: server_tls(&g.tls),
-            ..listener(ListenerKind::Grpc, index, &g.endpoint, limits)?
-        });
+        let mut spec = listener(ListenerKind::Grpc, index, &g.endpoint, limits)?;
+        let k = g.keepalive;
+        spec.timeouts = ConnTimeouts {
+            idle: k.max_connection_idle,
+            max_age: k.max_connection_age,
+            age_grace: k.max_connection_age_grace,
+        };
+        spec.auth = authenticator(cfg, g.auth.as_ref())?;
+        spec.tls = server_tls(&g.tls);
+        specs.push(spec);
     }
     if let Some(h) = &receiver.http {
         let limits = (h.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS, h.read_header_timeout);
-        specs.push(ListenerSpec {
-            tls: server_tls(&h.tls),
-            ..listener(ListenerKind::Http, index, &h.endpoint, limits)?
-        });
+        let mut spec = listener(ListenerKind::Http, index, &h.endpoint, limits)?;
+        spec.timeouts = ConnTimeouts { idle: Some(h.idle_timeout), ..Default::default() };
+        spec.auth = authenticator(cfg, h.auth.as_ref())?;
+        spec.tls = server_tls(&h.tls);
+        specs.push(spec);
     }
     Ok(specs)
 }
 
 fn server_tls(tls: &Option<ReceiverTls>) -> Option<Arc<crate::tls::ServerConfig>> {
     tls.as_ref().map(|t| t.built.config.clone())
+}
+
+/// The authenticator `id` names, its token file read now (at start, and on every reload).
+fn authenticator(cfg: &Config, id: Option<&ComponentId>) -> Result<Option<Arc<BearerAuth>>, StartError> {
+    let Some(ext) = id.and_then(|id| cfg.authenticators.get(id)) else { return Ok(None) };
+    Ok(Some(Arc::new(BearerAuth::from_config(ext)?)))
 }
 
 /// One listener; `limits` are (max_recv, max_streams, header_timeout).
@@ -128,7 +144,9 @@ fn listener(
     (max_recv, max_streams, header_timeout): (usize, u32, Duration),
 ) -> Result<ListenerSpec, StartError> {
     let addr = resolve_one("receiver endpoint", endpoint)?;
-    Ok(ListenerSpec { kind, receiver, addr, max_recv, max_streams, header_timeout, routes: [None; 3], tls: None })
+    let (timeouts, auth) = (ConnTimeouts::default(), None);
+    let routes = [None; 3];
+    Ok(ListenerSpec { kind, receiver, addr, max_recv, max_streams, header_timeout, timeouts, auth, routes, tls: None })
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {

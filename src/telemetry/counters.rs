@@ -126,6 +126,7 @@ pub struct CoreStats {
     streams: Cell<u64>,
     parts_in_flight: Cell<u64>,
     errors: RefCell<VecDeque<RecentError>>,
+    refused: [Cell<u64>; Refused::ALL.len()],
 }
 
 thread_local! {
@@ -199,6 +200,7 @@ impl CoreStats {
             streams: self.streams.get(),
             parts_in_flight: self.parts_in_flight.get(),
             errors: self.errors.borrow().iter().cloned().collect(),
+            refused: self.refused.each_ref().map(Cell::get),
         }
     }
 }
@@ -257,6 +259,37 @@ pub struct Counters {
     pub parts_in_flight: u64,
     /// Oldest first.
     pub errors: Vec<RecentError>,
+    /// By `Refused as usize`.
+    pub refused: [u64; Refused::ALL.len()],
+}
+
+/// Why a receiver turned a request or a connection away before reading its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Missing or wrong credentials.
+    Unauthenticated,
+    /// Closed on accept: the core had `max_connections_per_core` open.
+    ConnectionLimit,
+    /// Dropped for an HTTP/2 control or empty frame flood.
+    H2Flood,
+}
+
+impl Refused {
+    pub const ALL: [Refused; 3] = [Refused::Unauthenticated, Refused::ConnectionLimit, Refused::H2Flood];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refused::Unauthenticated => "unauthenticated",
+            Refused::ConnectionLimit => "connection_limit",
+            Refused::H2Flood => "h2_flood",
+        }
+    }
+
+    /// Counts one on this core.
+    pub fn note(self) {
+        with(|c| c.refused[self as usize].set(c.refused[self as usize].get() + 1));
+    }
 }
 
 /// Counts a live gauge (connections, streams, parts in flight) up while it lives.

@@ -75,12 +75,12 @@ fn console_line(record: &Record<'_>) -> String {
 
 /// `{"ts":...,"level":...,"caller":target,"msg":...}`, the collector's JSON keys.
 fn json_line(record: &Record<'_>) -> String {
-    let value = serde_json::json!({
-        "ts": timestamp(),
-        "level": level_name(record.level()),
-        "caller": record.target(),
-        "msg": record.args().to_string(),
-    });
+    let value = crate::receiver::http_json::object([
+        ("ts", timestamp().into()),
+        ("level", level_name(record.level()).into()),
+        ("caller", record.target().into()),
+        ("msg", record.args().to_string().into()),
+    ]);
     format!("{value}\n")
 }
 

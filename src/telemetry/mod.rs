@@ -17,7 +17,7 @@ pub mod status_page;
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
-pub use counters::{Counters, Live, PartMeter};
+pub use counters::{Counters, Live, PartMeter, Refused};
 pub use server::{Shared, Telemetry, TelemetryError};
 
 use crate::receiver::budget::ByteBudget;

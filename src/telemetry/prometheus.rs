@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::CoreSnapshot;
-use super::counters::{BackendStats, Histogram, ItemCounts, LATENCY_BOUNDS_MS};
+use super::counters::{BackendStats, Histogram, ItemCounts, LATENCY_BOUNDS_MS, Refused};
 use crate::config::Signal;
 use crate::resolver::Stats;
 
@@ -54,6 +54,8 @@ pub struct Totals {
     pub cores: Vec<[u64; 6]>,
     /// Per core: (cpu, items queued for retry, bytes queued, items dropped after retries).
     pub retry: Vec<[u64; 4]>,
+    /// Requests and connections refused before their data was read, by `Refused as usize`.
+    pub refused: [u64; Refused::ALL.len()],
 }
 
 impl Totals {
@@ -97,6 +99,7 @@ impl Totals {
             core.bytes_in_flight,
             core.bytes_in_flight_peak,
         ]);
+        self.refused.iter_mut().zip(c.refused).for_each(|(sum, n)| *sum += n);
         let r = core.retry;
         self.retry.push([core.cpu as u64, r.queued_items, r.queued_bytes, r.dropped_items]);
     }
@@ -161,6 +164,7 @@ impl Collector for Exposition {
         self.loadbalancer(&mut e)?;
         self.latency(&mut e)?;
         self.cores(&mut e)?;
+        self.refused(&mut e)?;
         self.retry(&mut e)
     }
 }
@@ -268,6 +272,13 @@ impl Exposition {
 }
 
 impl Exposition {
+    fn refused(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let help = "Requests (unauthenticated) and connections (over the limit, HTTP/2 floods) the receivers refused before reading their data.";
+        let sample = |r: Refused| (vec![("reason", r.label().to_string())], self.0.refused[r as usize]);
+        let samples: Vec<_> = Refused::ALL.into_iter().map(sample).collect();
+        counter(e, "otlp_gateway_receiver_refused", help, &samples)
+    }
+
     fn retry(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let per_core = |i: usize| -> Vec<(Labels, u64)> {
             self.0.retry.iter().map(|r| (vec![("core", r[0].to_string())], r[i])).collect()

@@ -126,6 +126,7 @@ mod seeds {
     use prost::Message;
 
     use super::{logs_request, metrics_request};
+    use crate::compression::Encoding;
     use crate::tools::spangen::{self, grpc_frame};
 
     fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -145,6 +146,19 @@ mod seeds {
             write("split", &format!("seed-{selector}"), &[&[selector][..], body].concat());
         }
         write("grpc_frame", "traces", &[&[3u8][..], &grpc_frame(&traces)].concat());
+        // Selectors (json.rs): signal = byte % 3; (decompress.rs): encoding = byte & 7, limit = 1 << (byte >> 4).
+        for (selector, name, body) in [
+            (0u8, "traces", serde_json::to_vec(&spangen::request("checkout", 4, 2, 1)).unwrap()),
+            (1, "metrics", serde_json::to_vec(&metrics_request("checkout", 1, 2)).unwrap()),
+            (2, "logs", serde_json::to_vec(&logs_request("checkout", 3, 1)).unwrap()),
+        ] {
+            write("json", name, &[&[selector][..], &body].concat());
+        }
+        for (selector, encoding) in
+            [(0xf0u8, Encoding::Gzip), (0xf1, Encoding::Deflate), (0xf2, Encoding::Zstd), (0xf3, Encoding::Snappy)]
+        {
+            write("decompress", encoding.name(), &[&[selector][..], &encoding.encode(&traces).unwrap()].concat());
+        }
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
         for entry in std::fs::read_dir(fixtures).unwrap() {
             let path = entry.unwrap().path();

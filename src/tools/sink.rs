@@ -19,7 +19,8 @@ use super::throttle::Throttle;
 use crate::config::Signal;
 use crate::grpc::{Code, Status, signal_of};
 use crate::receiver::budget::ByteBudget;
-use crate::receiver::grpc::{GrpcService, serve};
+use crate::receiver::grpc::{ConnOptions, GrpcService, serve};
+use crate::receiver::limits::ConnSlots;
 use crate::runtime::shutdown::Shutdown;
 use crate::tls::ServerConfig;
 use crate::wire::{GRPC_PREFIX, walk};
@@ -291,7 +292,7 @@ async fn serve_all(
             glommio::spawn_local(serve(
                 l,
                 Rc::new(SinkService(s, shared.clone(), ByteBudget::new(1 << 30), tls.clone())),
-                4096,
+                ConnOptions::new(4096, ConnSlots::new(usize::MAX)),
                 shutdown.clone(),
                 gate.clone(),
             ))

@@ -32,6 +32,11 @@ impl Http1 {
         Http1 { stream, buf: Vec::new() }
     }
 
+    /// The socket, for tests that read it to its end.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Sends raw bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");

@@ -2,6 +2,7 @@
 //! client. Everything binds 127.0.0.1:0 and stops by itself.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod certs;
 pub mod http1;
 
@@ -15,7 +16,7 @@ use h2::client::SendRequest;
 use otlp_gateway::Gateway;
 use otlp_gateway::config::{self, Config};
 use otlp_gateway::exporter::{ExportError, call};
-use otlp_gateway::grpc::TRACE_EXPORT;
+use otlp_gateway::grpc::{Code, TRACE_EXPORT};
 use otlp_gateway::tools::sink::Sink;
 
 /// `n` sink listeners on loopback, recording trace ids.
@@ -48,6 +49,10 @@ pub struct ConfigBuilder {
     http_extra: String,
     /// Extra `protocol.otlp` lines (e.g. `headers: {...}`), indented 8.
     otlp_extra: String,
+    /// Extra `protocols.grpc` lines, indented 8.
+    grpc_extra: String,
+    /// Extra extensions: (id, body indented 4), each listed in `service.extensions`.
+    extensions: Vec<(String, String)>,
     /// `protocol.otlp.compression`; `None` leaves the gateway's default (gzip). Tests default to
     /// `none`: load tests run debug builds, where gzip costs many times what it does in release.
     compression: Option<&'static str>,
@@ -68,6 +73,8 @@ impl ConfigBuilder {
             http: None,
             http_extra: String::new(),
             otlp_extra: String::new(),
+            grpc_extra: String::new(),
+            extensions: Vec::new(),
             compression: Some("none"),
         }
     }
@@ -165,6 +172,24 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds `line` (YAML, one key, indented from 8) to the OTLP/gRPC server's settings.
+    pub fn grpc_setting(mut self, line: &str) -> Self {
+        self.grpc_extra.push_str(&format!("        {line}\n"));
+        self
+    }
+
+    /// Adds extension `id` with `body` (YAML lines indented 4) and enables it.
+    pub fn extension(mut self, id: &str, body: &str) -> Self {
+        self.extensions.push((id.to_string(), body.to_string()));
+        self
+    }
+
+    /// Adds `line` (YAML, one key) to `service.runtime`.
+    pub fn runtime_setting(mut self, line: &str) -> Self {
+        self.runtime.push_str(&format!("    {line}\n"));
+        self
+    }
+
     /// Adds the OTLP/HTTP server with `max_request_body_size: bytes`.
     pub fn http_max_body(mut self, bytes: u64) -> Self {
         self.http = Some(Some(bytes));
@@ -245,15 +270,27 @@ impl ConfigBuilder {
             .map(|(s, _)| format!("    {s}:\n      receivers: [otlp]\n      exporters: [loadbalancing/{s}]\n"))
             .collect();
         let runtime = if self.runtime.is_empty() { String::new() } else { format!("  runtime:\n{}", self.runtime) };
-        let (extensions, enabled) = match self.health_check {
-            true => ("extensions:\n  health_check:\n    endpoint: 127.0.0.1:0\n", "  extensions: [health_check]\n"),
-            false => ("", ""),
-        };
+        let (extensions, enabled) = self.extensions_yaml();
+        let grpc = &self.grpc_extra;
         format!(
-            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n{http}\
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:0{max}\n{grpc}{http}\
              exporters:\n{exporters}{extensions}service:\n  pipelines:\n{pipelines}{enabled}  telemetry:\n{}{runtime}",
             self.telemetry
         )
+    }
+
+    /// The `extensions` section and the `service.extensions` line.
+    fn extensions_yaml(&self) -> (String, String) {
+        let mut all = self.extensions.clone();
+        if self.health_check {
+            all.insert(0, ("health_check".into(), "    endpoint: 127.0.0.1:0\n".into()));
+        }
+        if all.is_empty() {
+            return (String::new(), String::new());
+        }
+        let section: String = all.iter().map(|(id, body)| format!("  {id}:\n{body}")).collect();
+        let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+        (format!("extensions:\n{section}"), format!("  extensions: [{}]\n", ids.join(", ")))
     }
 
     pub fn build(&self) -> Config {
@@ -303,6 +340,25 @@ pub async fn export(send: &SendRequest<Bytes>, addr: SocketAddr, framed: Bytes) 
     unary_on(send, addr, TRACE_EXPORT, framed).await
 }
 
+/// Sends each `(headers, frame)` in turn as a trace export on one connection to `addr`; the
+/// gRPC codes in order (`None`: no status).
+pub fn grpc_codes(addr: SocketAddr, calls: Vec<(http::HeaderMap, Bytes)>) -> Vec<Option<Code>> {
+    on_client(move || async move {
+        let send = connect(addr).await;
+        let uri: http::Uri = format!("http://{addr}{TRACE_EXPORT}").parse().expect("uri");
+        let mut codes = Vec::new();
+        for (headers, frame) in calls {
+            let r = call::unary_with(send.clone(), uri.clone(), frame, Duration::from_secs(10), &headers).await;
+            codes.push(match r {
+                Ok(_) => Some(Code::Ok),
+                Err(ExportError::Rejected(s)) => Some(s.code),
+                Err(_) => None,
+            });
+        }
+        codes
+    })
+}
+
 /// A metrics export call.
 pub async fn export_metrics(send: &SendRequest<Bytes>, addr: SocketAddr, framed: Bytes) -> Result<Bytes, ExportError> {
     unary_on(send, addr, otlp_gateway::grpc::METRICS_EXPORT, framed).await
@@ -325,14 +381,30 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// One series' value from the gateway's `/metrics` scrape (`name{labels}` as printed).
-pub fn metric(gw: &otlp_gateway::Gateway, series: &str) -> Option<u64> {
+/// The text of the `/metrics` endpoint at `addr`.
+pub fn scrape(addr: SocketAddr) -> String {
     use std::io::{Read, Write};
-    let addr = gw.metrics_addr.expect("metrics endpoint");
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     write!(s, "GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").expect("request");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("response");
+    text
+}
+
+/// One series' value from the gateway's `/metrics` scrape (`name{labels}` as printed).
+pub fn metric(gw: &otlp_gateway::Gateway, series: &str) -> Option<u64> {
+    let text = scrape(gw.metrics_addr.expect("metrics endpoint"));
     text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `otlp_gateway_receiver_refused_total{reason="<reason>"}` from the gateway's /metrics.
+pub fn refused(gw: &Gateway, reason: &str) -> u64 {
+    refused_at(gw.metrics_addr.expect("metrics enabled"), reason)
+}
+
+/// [`refused`] from the /metrics endpoint at `addr`.
+pub fn refused_at(addr: SocketAddr, reason: &str) -> u64 {
+    let series = format!("otlp_gateway_receiver_refused_total{{reason=\"{reason}\"}} ");
+    scrape(addr).lines().find_map(|l| l.strip_prefix(&series)?.trim().parse().ok()).expect("the refused series")
 }

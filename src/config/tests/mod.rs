@@ -4,6 +4,7 @@ mod errors;
 mod exporters;
 mod fixtures;
 mod receivers;
+mod security;
 mod service;
 mod telemetry;
 mod tls;

@@ -22,6 +22,8 @@ fn null_grpc_means_enabled_with_defaults() {
         max_recv_msg_size: 4 * 1024 * 1024,
         max_concurrent_streams: 1024,
         tls: None,
+        auth: None,
+        keepalive: Default::default(),
     };
     for grpc in ["      grpc:", "      grpc: {}", "      grpc: ~"] {
         let got = receiver(grpc);
@@ -41,6 +43,8 @@ fn null_http_means_enabled_with_defaults() {
             max_request_body_size: 20 << 20,
             read_header_timeout: Duration::from_secs(60),
             tls: None,
+            auth: None,
+            idle_timeout: Duration::from_secs(60),
         })
     );
     let both = receiver("      grpc:\n      http:\n        endpoint: 0.0.0.0:4318");
@@ -52,6 +56,8 @@ fn null_http_means_enabled_with_defaults() {
             max_request_body_size: 20 << 20,
             read_header_timeout: Duration::from_secs(60),
             tls: None,
+            auth: None,
+            idle_timeout: Duration::from_secs(60),
         })
     );
 }
@@ -105,7 +111,7 @@ fn limits_are_checked() {
 
 #[test]
 fn unimplemented_server_keys_are_refused() {
-    for key in ["auth", "keepalive", "include_metadata", "read_buffer_size", "write_buffer_size"] {
+    for key in ["include_metadata", "read_buffer_size", "write_buffer_size"] {
         let yaml = with_protocols(&format!("      grpc:\n        {key}: {{}}"));
         let (path, message) = one_error(&yaml);
         assert_eq!(path, format!("receivers.otlp.protocols.grpc.{key}"));

@@ -37,7 +37,10 @@ fn defined_processors_connectors_and_extensions_are_errors() {
     );
     assert_eq!(errors[0].1, PROCESSORS_NOT_SUPPORTED);
     assert!(errors[2].1.starts_with("connectors are not supported"), "{errors:?}");
-    assert!(errors[3].1.starts_with("extensions other than `health_check` are not supported"), "{errors:?}");
+    assert!(
+        errors[3].1.starts_with("extensions other than `health_check` and `bearertokenauth` are not supported"),
+        "{errors:?}"
+    );
 }
 
 #[test]

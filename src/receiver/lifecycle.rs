@@ -1,0 +1,59 @@
+//! How a receiver connection ends: on shutdown (GOAWAY, then drain under the core's drain
+//! deadline), or when idle or too old (GOAWAY, then drain for `max_connection_age_grace`).
+
+use bytes::Bytes;
+use futures_lite::future;
+use h2::RecvStream;
+use h2::server::{Connection, SendResponse};
+use http::Request;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::limits::{Activity, Busy, ConnTimeouts, DEFAULT_GOAWAY_GRACE, within_grace};
+use crate::runtime::shutdown::Shutdown;
+
+/// Why a connection was asked to leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    Shutdown,
+    /// Idle or too old: draining is bounded by `max_connection_age_grace`.
+    Expired,
+}
+
+/// Resolves when the connection should send GOAWAY.
+pub async fn leave(shutdown: &Shutdown, activity: &Activity, timeouts: ConnTimeouts) -> Leave {
+    let stop = async {
+        shutdown.wait().await;
+        Leave::Shutdown
+    };
+    let expired = async {
+        activity.expired(timeouts).await;
+        Leave::Expired
+    };
+    future::or(stop, expired).await
+}
+
+/// Serves an HTTP/2 connection: every stream goes to `on_stream` with its [`Busy`] mark,
+/// until the peer leaves or [`leave`] says so and the connection has drained.
+pub async fn drive_h2<T, F>(mut conn: Connection<T, Bytes>, shutdown: Shutdown, timeouts: ConnTimeouts, on_stream: F)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: Fn(Request<RecvStream>, SendResponse<Bytes>, Busy),
+{
+    let activity = Activity::new();
+    let serve = async {
+        while let Some(Ok((req, respond))) = conn.accept().await {
+            on_stream(req, respond, activity.busy());
+        }
+        None
+    };
+    let why = future::or(serve, async { Some(leave(&shutdown, &activity, timeouts).await) }).await;
+    let Some(why) = why else { return };
+    conn.graceful_shutdown();
+    let drain = async {
+        while let Some(Ok((req, respond))) = conn.accept().await {
+            on_stream(req, respond, activity.busy());
+        }
+    };
+    let grace = if why == Leave::Expired { Some(timeouts.age_grace.unwrap_or(DEFAULT_GOAWAY_GRACE)) } else { None };
+    within_grace(grace, drain).await;
+}

@@ -1,0 +1,78 @@
+//! The gateway under attack: in this process, or, when `OTLP_GATEWAY_BIN` names a built
+//! gateway (`cargo build --release --bin otlp-gateway`), a child process on CPU 0 whose memory
+//! is the gateway's alone.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use otlp_gateway::Gateway;
+
+use crate::common::{ConfigBuilder, wait_until};
+
+enum Process {
+    Here(Box<Gateway>),
+    Child(Child),
+}
+
+pub struct Target {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub metrics: SocketAddr,
+    /// For `/proc/<pid>/status`: `self` when in this process.
+    pub pid: String,
+    process: Process,
+}
+
+impl Target {
+    pub fn start(config: &ConfigBuilder) -> Target {
+        match std::env::var("OTLP_GATEWAY_BIN") {
+            Ok(bin) => child(&bin, config),
+            Err(_) => here(config),
+        }
+    }
+
+    pub fn is_child(&self) -> bool {
+        matches!(self.process, Process::Child(_))
+    }
+
+    /// Stops the gateway: shutdown, or SIGTERM and a bounded wait for the child's exit.
+    pub fn stop(self) {
+        match self.process {
+            Process::Here(gw) => gw.shutdown(),
+            Process::Child(mut child) => {
+                Command::new("kill").args(["-TERM", &self.pid]).status().unwrap();
+                let exited = wait_until(Duration::from_secs(15), || child.try_wait().unwrap().is_some());
+                assert!(exited, "the gateway child did not stop on SIGTERM");
+            }
+        }
+    }
+}
+
+fn here(config: &ConfigBuilder) -> Target {
+    let gw = config.start();
+    let (grpc, http, metrics) = (gw.grpc_addr, gw.http_addrs[0].1, gw.metrics_addr.unwrap());
+    Target { grpc, http, metrics, pid: "self".into(), process: Process::Here(Box::new(gw)) }
+}
+
+/// The config's gRPC, HTTP and metrics listeners (`127.0.0.1:0`, in that order) get free ports.
+fn child(bin: &str, config: &ConfigBuilder) -> Target {
+    let [grpc, http, metrics] = [free_port(), free_port(), free_port()];
+    let mut yaml = config.yaml();
+    for addr in [grpc, http, metrics] {
+        yaml = yaml.replacen("127.0.0.1:0\n", &format!("{addr}\n"), 1);
+    }
+    let file = std::env::temp_dir().join(format!("otlp-gw-hostile-{}.yaml", std::process::id()));
+    std::fs::write(&file, yaml).unwrap();
+    let args = ["run", "--config", file.to_str().unwrap(), "--cores", "0"];
+    let child = Command::new(bin).args(args).stderr(Stdio::null()).spawn().unwrap();
+    let up =
+        wait_until(Duration::from_secs(15), || [grpc, http, metrics].iter().all(|a| TcpStream::connect(a).is_ok()));
+    std::fs::remove_file(&file).unwrap();
+    assert!(up, "the gateway child listens");
+    Target { grpc, http, metrics, pid: child.id().to_string(), process: Process::Child(child) }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}

@@ -3,6 +3,8 @@
 //! certificates reloaded without dropping connections. Clients are plain rustls, configured
 //! here, independently of the gateway's own TLS code.
 
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -4,8 +4,8 @@ use super::components::{Components, section};
 use super::errors::Errors;
 use super::model::{GrpcServer, HostPort, HttpServer, OtlpReceiver};
 use super::parse::{Field, Fields};
-use super::tls::receiver_tls;
 use super::security;
+use super::tls::receiver_tls;
 use super::values::{LISTEN, parse_endpoint};
 use crate::tls::{ALPN_GRPC, ALPN_HTTP};
 

@@ -38,8 +38,13 @@ pub(super) struct Plan {
 /// reload; one no longer used stays as an empty slot.
 pub(super) fn plan(cfg: &Config, previous: &[ComponentId]) -> Result<Plan, StartError> {
     let (request_memory, max_connections) = (cfg.request_memory(), cfg.runtime.max_connections_per_core);
-    let mut spec =
-        CoreSpec { listeners: Vec::new(), max_connections, exporters: Vec::new(), pipelines: Vec::new(), request_memory };
+    let mut spec = CoreSpec {
+        listeners: Vec::new(),
+        max_connections,
+        exporters: Vec::new(),
+        pipelines: Vec::new(),
+        request_memory,
+    };
     spec.exporters = previous
         .iter()
         .map(|id| ExporterSpec { id: id.clone(), used: false, backends: None, settings: Default::default() })

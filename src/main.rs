@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use glommio::Placement;
 use otlp_gateway::Gateway;
+use otlp_gateway::compression::Encoding;
 use otlp_gateway::config::{self, EXIT_CONFIG};
 use otlp_gateway::telemetry::logging;
 use otlp_gateway::tools::{demo, loadgen, sink::Sink};
@@ -76,6 +77,12 @@ enum Cmd {
         /// Pin the load generator to this CPU.
         #[arg(long)]
         cpu: Option<usize>,
+        /// `grpc`, `http/protobuf` or `http/json` (OTLP/HTTP is sent over h2c).
+        #[arg(long, default_value = "grpc", value_parser = loadgen::Protocol::parse)]
+        protocol: loadgen::Protocol,
+        /// Body compression: `none`, `gzip`, `zstd` or `snappy` (gRPC only).
+        #[arg(long, default_value = "none", value_parser = parse_compression)]
+        compression: Encoding,
     },
     /// Run the gateway, three sinks and loadgen on loopback from an embedded config.
     Demo {
@@ -104,7 +111,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Validate { config } => Ok(validate(&config)),
         Cmd::PrintConfig { config } => Ok(print_config(&config)),
         Cmd::Sink { listen, cpu } => sink(&listen, cpu),
-        Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu } => {
+        Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu, protocol, compression } => {
             let opts = loadgen::LoadgenOpts {
                 target,
                 rate,
@@ -114,6 +121,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 streams,
                 progress: true,
                 placement: placement(cpu),
+                protocol,
+                compression,
                 ..Default::default()
             };
             print!("{}", loadgen::run(opts)?.summary());
@@ -125,6 +134,12 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
 
 fn placement(cpu: Option<usize>) -> Placement {
     cpu.map_or(Placement::Unbound, Placement::Fixed)
+}
+
+fn parse_compression(s: &str) -> Result<Encoding, String> {
+    let none = s == "none";
+    let encoding = if none { Some(Encoding::Identity) } else { Encoding::from_token(s.as_bytes()) };
+    encoding.ok_or_else(|| format!("unknown compression {s:?}"))
 }
 
 fn parse_cores(s: Option<&str>) -> anyhow::Result<Option<Vec<usize>>> {

@@ -56,6 +56,9 @@ enum Cmd {
         /// Pin the sink to this CPU.
         #[arg(long)]
         cpu: Option<usize>,
+        /// Hold every request this many milliseconds before answering (a slow backend).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
     /// Send realistic ExportTraceServiceRequests with distinct trace ids.
     Loadgen {
@@ -110,8 +113,18 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Run { config, cores } => run(&config, cores.as_deref()),
         Cmd::Validate { config } => Ok(validate(&config)),
         Cmd::PrintConfig { config } => Ok(print_config(&config)),
-        Cmd::Sink { listen, cpu } => sink(&listen, cpu),
-        Cmd::Loadgen { target, rate, duration, spans_per_request, connections, streams, cpu, protocol, compression } => {
+        Cmd::Sink { listen, cpu, delay_ms } => sink(&listen, cpu, Duration::from_millis(delay_ms)),
+        Cmd::Loadgen {
+            target,
+            rate,
+            duration,
+            spans_per_request,
+            connections,
+            streams,
+            cpu,
+            protocol,
+            compression,
+        } => {
             let opts = loadgen::LoadgenOpts {
                 target,
                 rate,
@@ -230,8 +243,9 @@ fn register_stop(flag: &Arc<AtomicBool>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sink(listen: &[SocketAddr], cpu: Option<usize>) -> anyhow::Result<ExitCode> {
+fn sink(listen: &[SocketAddr], cpu: Option<usize>, delay: Duration) -> anyhow::Result<ExitCode> {
     let sink = Sink::start(listen, placement(cpu), false)?;
+    sink.shared.set_delay(delay);
     let stop = Arc::new(AtomicBool::new(false));
     register_stop(&stop)?;
     eprintln!("sink: listening on {:?}", sink.addrs);

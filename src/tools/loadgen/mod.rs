@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-pub use self::bodies::Protocol;
 use self::bodies::Bodies;
+pub use self::bodies::Protocol;
 use self::target::Target;
 use super::spangen::Template;
 use crate::compression::Encoding;

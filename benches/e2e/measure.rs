@@ -38,6 +38,23 @@ pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// (busy, total) ticks of every CPU from /proc/stat (busy: all but idle and iowait).
+fn cpu_ticks() -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let per_cpu = text.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "));
+    let ticks = |l: &str| -> Vec<u64> { l.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect() };
+    per_cpu
+        .map(ticks)
+        .map(|t| (t.iter().sum::<u64>() - t.get(3).unwrap_or(&0) - t.get(4).unwrap_or(&0), t.iter().sum()))
+        .collect()
+}
+
+/// Busy fraction of every CPU between two [`cpu_ticks`] snapshots.
+fn busy(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
+    let frac = |(b, a): (&(u64, u64), &(u64, u64))| (a.0 - b.0) as f64 / (a.1 - b.1).max(1) as f64;
+    before.iter().zip(after).map(frac).collect()
+}
+
 /// What one loadgen run reported, with the proxy's cost during it.
 #[derive(Debug, Clone, Default)]
 pub struct Run {
@@ -54,6 +71,8 @@ pub struct Run {
     pub proxy_cpu_s: Option<f64>,
     /// The proxy's resident set halfway through the run.
     pub proxy_rss_kib: Option<u64>,
+    /// Busy fraction of each CPU of the machine over the run.
+    pub cpu_busy: Vec<f64>,
 }
 
 impl Run {
@@ -114,8 +133,9 @@ impl Load {
 
     /// [`run`](Self::run), calling `mid` halfway through.
     pub fn run_with(&self, bin: &Path, cpu: usize, proxy: Option<u32>, mid: impl FnOnce()) -> Result<Run> {
-        let cpu0 = proxy.map(cpu_seconds);
+        let (cpu0, ticks0) = (proxy.map(cpu_seconds), cpu_ticks());
         let mut cmd = self.command(bin, cpu);
+        crate::procs::pin(&mut cmd, &[cpu]);
         cmd.stdin(Stdio::null()).stderr(Stdio::null()).stdout(Stdio::piped());
         let child = crate::procs::die_with_parent(&mut cmd).spawn().context("starting loadgen")?;
         std::thread::sleep(Duration::from_secs_f64(self.secs / 2.0));
@@ -125,6 +145,7 @@ impl Load {
         let mut run = parse(&text).with_context(|| format!("loadgen printed no summary: {text}"))?;
         run.proxy_cpu_s = proxy.zip(cpu0).map(|(p, c0)| cpu_seconds(p) - c0);
         run.proxy_rss_kib = rss;
+        run.cpu_busy = busy(&ticks0, &cpu_ticks());
         Ok(run)
     }
 }

@@ -37,10 +37,10 @@ struct Figure<'a> {
 const FIGURES: [Figure<'static>; 3] = [
     Figure {
         file: "throughput.svg",
-        title: "Achieved vs offered load",
+        title: "Achieved vs offered load (log scales)",
         y_label: "spans/s achieved (thousands)",
         y: |r| Some(r.spans_per_s / 1e3),
-        log_y: false,
+        log_y: true,
     },
     Figure {
         file: "latency.svg",
@@ -109,7 +109,13 @@ fn draw(file: &FsPath, f: &Figure, r: &Results, stamp: &str) -> Result<()> {
         line.label(p.short()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
         chart.draw_series(pts.into_iter().map(|xy| Circle::new(xy, 3, c.filled()))).map_err(err)?;
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .map_err(err)?;
     root.present().map_err(err)
 }
 

@@ -52,6 +52,34 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// Restricts the child and all its threads to `cpus` (as `taskset -c` would), so threads
+/// besides the pinned executors stay on the same CPUs too.
+pub fn pin<'a>(cmd: &'a mut Command, cpus: &[usize]) -> &'a mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; CPU_SET only writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    cpus.iter().for_each(|&c| unsafe { libc::CPU_SET(c, &mut set) });
+    // SAFETY: sched_setaffinity is async-signal-safe and `set` is a copy owned by the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sched_setaffinity(0, size_of_val(&set), &set) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
+}
+
+/// `0`, `0,1`, `0-3` → the CPUs.
+pub fn cpu_list(text: &str) -> Vec<usize> {
+    let range = |part: &str| -> Vec<usize> {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        (a.trim().parse().unwrap_or(0)..=b.trim().parse().unwrap_or(0)).collect()
+    };
+    text.split(',').flat_map(range).collect()
+}
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -80,7 +108,15 @@ impl Sinks {
         let ports = [free_port()?, free_port()?, free_port()?];
         let listen = ports.map(|p| format!("127.0.0.1:{p}")).join(",");
         let mut cmd = Command::new(bin);
-        cmd.args(["sink", "--listen", &listen, "--cpu", &cpu.to_string(), "--delay-ms", &delay_ms.to_string()]);
+        pin(&mut cmd, &[cpu]).args([
+            "sink",
+            "--listen",
+            &listen,
+            "--cpu",
+            &cpu.to_string(),
+            "--delay-ms",
+            &delay_ms.to_string(),
+        ]);
         let proc = Proc::spawn(&mut cmd, &work.join(format!("sink-{}.log", ports[0])))?;
         ports.iter().try_for_each(|&p| wait_listening(p))?;
         Ok(Sinks { ports, _proc: proc })
@@ -101,7 +137,7 @@ impl Gateway {
         let config = work.join(format!("gateway-{grpc}.yaml"));
         std::fs::write(&config, gateway_yaml(grpc, http, metrics, &sinks.ports, export))?;
         let mut cmd = Command::new(bin);
-        cmd.arg("run").arg("--config").arg(&config).args(["--cores", cores]);
+        pin(&mut cmd, &cpu_list(cores)).arg("run").arg("--config").arg(&config).args(["--cores", cores]);
         let proc = Proc::spawn(&mut cmd, &config.with_extension("log"))?;
         wait_listening(grpc)?;
         Ok(Gateway { grpc, http, metrics, proc })
@@ -135,7 +171,7 @@ impl Nginx {
         let conf = work.join("nginx.conf");
         std::fs::write(&conf, nginx_conf(work, port, &sinks.ports, cpu))?;
         let mut cmd = Command::new(nginx);
-        cmd.arg("-p").arg(work).arg("-c").arg(&conf).arg("-e").arg(work.join("nginx-error.log"));
+        pin(&mut cmd, &[cpu]).arg("-p").arg(work).arg("-c").arg(&conf).arg("-e").arg(work.join("nginx-error.log"));
         let proc = Proc::spawn(&mut cmd, &work.join("nginx.log"))?;
         wait_listening(port)?;
         let worker = first_child(proc.pid()).context("nginx started no worker")?;

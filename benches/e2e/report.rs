@@ -97,6 +97,12 @@ fn us(run: &Run) -> String {
     run.us_per_span().map_or("–".into(), |u| format!("{u:.3}"))
 }
 
+/// `0: 97%, 1: 100%` (CPU number: busy fraction over the run).
+fn busy(run: &Run) -> String {
+    let each = run.cpu_busy.iter().enumerate().map(|(i, b)| format!("{i}: {:.0}%", b * 100.0));
+    each.collect::<Vec<_>>().join(", ")
+}
+
 fn mib(kib: Option<u64>) -> String {
     kib.map_or("–".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
 }
@@ -105,14 +111,14 @@ fn full_table(r: &Results) -> String {
     let direct = r.full_of(Path::Direct).map(|d| d.spans_per_s);
     let nginx = r.full_of(Path::Nginx).map(|d| d.spans_per_s);
     let mut s = String::from(
-        "### Full load (closed loop)\n\n| path | spans/s (median [all]) | vs direct | vs nginx | p50 | p99 | proxy CPU µs/span | proxy RSS halfway | failed requests |\n|---|---|---|---|---|---|---|---|---|\n",
+        "### Full load (closed loop)\n\n| path | spans/s (median [all]) | vs direct | vs nginx | p50 | p99 | proxy CPU µs/span | proxy RSS halfway | CPUs busy | failed requests |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for p in Path::ALL {
         let Some(run) = r.full_of(p) else { continue };
         let samples = all(samples(&r.full, p), |x| format!("{:.0}", x.spans_per_s));
         let _ = writeln!(
             s,
-            "| {} | {:.0}{samples} | {} | {} | {:.2} ms | {:.2} ms | {} | {} | {} |",
+            "| {} | {:.0}{samples} | {} | {} | {:.2} ms | {:.2} ms | {} | {} | {} | {} |",
             p.label(),
             run.spans_per_s,
             ratio(run.spans_per_s, direct),
@@ -121,6 +127,7 @@ fn full_table(r: &Results) -> String {
             run.p99_ms,
             us(run),
             mib(run.proxy_rss_kib),
+            busy(run),
             run.failed
         );
     }

@@ -159,8 +159,8 @@ pub fn run_all(opts: &Opts) -> Result<Results> {
     full_and_sweep(&bench, &mut r)?;
     fixed(&bench, &mut r)?;
     variants(&bench, &work.path, &mut r)?;
-    multi_core(&bench, &work.path, &mut r)?;
     peaks(&bench, &mut r);
+    multi_core(&bench, &work.path, &mut r)?;
     drop(bench);
     memory(opts, &work.path, &mut r)?;
     work.keep = false;

@@ -32,6 +32,7 @@ struct Figure<'a> {
     y_label: &'a str,
     y: fn(&Run) -> Option<f64>,
     log_y: bool,
+    legend: SeriesLabelPosition,
 }
 
 const FIGURES: [Figure<'static>; 3] = [
@@ -41,6 +42,7 @@ const FIGURES: [Figure<'static>; 3] = [
         y_label: "spans/s achieved (thousands)",
         y: |r| Some(r.spans_per_s / 1e3),
         log_y: true,
+        legend: SeriesLabelPosition::LowerRight,
     },
     Figure {
         file: "latency.svg",
@@ -48,6 +50,7 @@ const FIGURES: [Figure<'static>; 3] = [
         y_label: "p99 latency (ms)",
         y: |r| Some(r.p99_ms),
         log_y: true,
+        legend: SeriesLabelPosition::UpperLeft,
     },
     Figure {
         file: "cpu.svg",
@@ -55,6 +58,7 @@ const FIGURES: [Figure<'static>; 3] = [
         y_label: "CPU µs per span",
         y: Run::us_per_span,
         log_y: false,
+        legend: SeriesLabelPosition::UpperRight,
     },
 ];
 
@@ -111,7 +115,7 @@ fn draw(file: &FsPath, f: &Figure, r: &Results, stamp: &str) -> Result<()> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(f.legend.clone())
         .border_style(BLACK)
         .background_style(WHITE)
         .draw()

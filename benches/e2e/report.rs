@@ -62,7 +62,7 @@ pub fn stamp(o: &Opts, r: &Results) -> String {
 
 fn header(o: &Opts, r: &Results) -> String {
     format!(
-        "## End to end, one gateway core (harness)\n\n\
+        "#### Latest run\n\n\
          Command: `{}`. Date: {} (load average at the start: {}). Machine: {}; {}.\n\
          {} s per run; full-load, half-load and fixed-rate rows are the median of {} interleaved rounds\n\
          (every sample in brackets). The proxy under test runs on CPU {}; loadgen and the 3 sinks share\n\
@@ -111,7 +111,7 @@ fn full_table(r: &Results) -> String {
     let direct = r.full_of(Path::Direct).map(|d| d.spans_per_s);
     let nginx = r.full_of(Path::Nginx).map(|d| d.spans_per_s);
     let mut s = String::from(
-        "### Full load (closed loop)\n\n| path | spans/s (median [all]) | vs direct | vs nginx | p50 | p99 | proxy CPU µs/span | proxy RSS halfway | CPUs busy | failed requests |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "#### Full load (closed loop)\n\n| path | spans/s (median [all]) | vs direct | vs nginx | p50 | p99 | proxy CPU µs/span | proxy RSS halfway | CPUs busy | failed requests |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for p in Path::ALL {
         let Some(run) = r.full_of(p) else { continue };
@@ -137,7 +137,7 @@ fn full_table(r: &Results) -> String {
 fn fixed_table(o: &Opts, r: &Results) -> String {
     let nginx = r.fixed_of(Path::Nginx).and_then(Run::us_per_span);
     let mut s = format!(
-        "### CPU per span at a fixed {} spans/s\n\n| path | spans/s reached | proxy CPU µs/span (median [all]) | vs nginx | p99 |\n|---|---|---|---|---|\n",
+        "#### CPU per span at a fixed {} spans/s\n\n| path | spans/s reached | proxy CPU µs/span (median [all]) | vs nginx | p99 |\n|---|---|---|---|---|\n",
         o.rate
     );
     for p in [Path::Gateway, Path::Nginx] {
@@ -157,7 +157,7 @@ fn fixed_table(o: &Opts, r: &Results) -> String {
 }
 
 fn sweep_table(r: &Results) -> String {
-    let mut s = String::from("### Latency versus load (open loop)\n\n| offered spans/s |");
+    let mut s = String::from("#### Latency versus load (open loop)\n\n| offered spans/s |");
     for p in Path::ALL {
         let _ = write!(s, " {} spans/s · p50 / p99 |", p.short());
     }
@@ -208,7 +208,7 @@ fn variant_table(o: &Opts, r: &Results) -> String {
     let base = r.full_of(Path::Gateway);
     let pb = protobuf_bytes_per_span(r);
     let mut s = format!(
-        "### Gateway variants (same gateway core)\n\n| variant | full load spans/s | vs gRPC protobuf | request MB/s as sent | CPU µs/span at full load | MB as sent per CPU-second | MB as protobuf per CPU-second | CPU µs/span at {} spans/s |\n|---|---|---|---|---|---|---|---|\n",
+        "#### Gateway variants (same gateway core)\n\n| variant | full load spans/s | vs gRPC protobuf | request MB/s as sent | CPU µs/span at full load | MB as sent per CPU-second | MB as protobuf per CPU-second | CPU µs/span at {} spans/s |\n|---|---|---|---|---|---|---|---|\n",
         o.rate
     );
     let fixed = r.fixed_of(Path::Gateway).cloned().unwrap_or_default();
@@ -232,7 +232,7 @@ fn variant_table(o: &Opts, r: &Results) -> String {
 
 fn core_table(r: &Results) -> String {
     let mut s = String::from(
-        "### 1 vs 2 gateway cores (loadgen and sinks share the second CPU)\n\n| gateway | client connections | spans/s | p99 | connections per core (gauge, halfway) |\n|---|---|---|---|---|\n",
+        "#### 1 vs 2 gateway cores (loadgen and sinks share the second CPU)\n\n| gateway | client connections | spans/s | p99 | connections per core (gauge, halfway) |\n|---|---|---|---|---|\n",
     );
     for c in &r.cores {
         let spread: Vec<String> = c.per_core.iter().map(|(core, n)| format!("CPU {core}: {n}")).collect();
@@ -250,7 +250,7 @@ fn core_table(r: &Results) -> String {
 }
 
 fn memory_table(r: &Results) -> String {
-    let mut s = String::from("### Memory\n\n| state | resident |\n|---|---|\n");
+    let mut s = String::from("#### Memory\n\n| state | resident |\n|---|---|\n");
     for (what, kib) in &r.memory {
         let _ = writeln!(s, "| {what} | {} |", mib(Some(*kib)));
     }
@@ -265,7 +265,7 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn targets(o: &Opts, r: &Results) -> String {
-    let mut s = String::from("### Targets (issues 2 and 8)\n\n");
+    let mut s = String::from("#### Targets (issues 2 and 8)\n\n");
     let us_of = |p| r.fixed_of(p).and_then(Run::us_per_span);
     if let (Some(g), Some(n)) = (us_of(Path::Gateway), us_of(Path::Nginx)) {
         let _ = writeln!(

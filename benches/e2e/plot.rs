@@ -93,7 +93,7 @@ fn draw(file: &FsPath, f: &Figure, r: &Results, stamp: &str) -> Result<()> {
     caption(&footer, stamp)?;
     let series: Vec<(Path, Vec<(f64, f64)>)> = Path::ALL.iter().map(|&p| (p, points(r, p, f))).collect();
     let ((x0, x1), (y0, y1)) = bounds(&series);
-    let y_range = if f.log_y { y0.floor()..y1.ceil().max(y0.floor() + 1.0) } else { 0.0..(y1 * 1.1).max(1e-3) };
+    let y_range = if f.log_y { y0 - 0.15..(y1 + 0.15).max(y0 + 0.5) } else { 0.0..(y1 * 1.1).max(1e-3) };
     let mut chart = ChartBuilder::on(&chart_area)
         .caption(f.title, ("sans-serif", 20))
         .margin(12)

@@ -131,7 +131,19 @@ fn full_table(r: &Results) -> String {
             run.failed
         );
     }
-    s + "\n"
+    s + "\n" + &failures(r)
+}
+
+/// Why requests failed in the full-load runs (failed requests count in no figure).
+fn failures(r: &Results) -> String {
+    let runs = r.full.iter().flat_map(|(p, v)| v.iter().map(move |run| (p, run)));
+    let mut reasons: Vec<String> =
+        runs.flat_map(|(p, run)| run.errors.iter().map(move |e| format!("{}: {e}", p.short()))).collect();
+    reasons.dedup();
+    if reasons.is_empty() {
+        return String::new();
+    }
+    format!("Failed requests in these runs (loadgen's reasons, `xN` = count): {}.\n\n", reasons.join("; "))
 }
 
 fn fixed_table(o: &Opts, r: &Results) -> String {

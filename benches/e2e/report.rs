@@ -68,7 +68,8 @@ fn header(o: &Opts, r: &Results) -> String {
          (every sample in brackets). The proxy under test runs on CPU {}; loadgen and the 3 sinks share\n\
          CPU {}. Requests: 100 spans (~350 B each, 36.7 KB), distinct trace ids, trace-ID routing to 3\n\
          sinks; full load is closed-loop with 4 connections × 16 streams. CPU is the proxy process's\n\
-         utime+stime from /proc/PID/stat over the run (nginx: its worker); latency is loadgen's. The\n\
+         utime+stime from /proc/PID/stat over the run (nginx: its worker); \"CPUs busy\" is each CPU's\n\
+         non-idle share from /proc/stat over the run, any other process included; latency is loadgen's. The\n\
          gateway exports with `compression: none` (nginx forwards bytes as they came) unless a row says\n\
          otherwise. Plots: [throughput](bench/throughput.svg), [latency](bench/latency.svg),\n\
          [CPU per span](bench/cpu.svg).\n\n",

@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use glommio::Placement;
 use otlp_gateway::Gateway;
+use otlp_gateway::compression::Encoding;
 use otlp_gateway::config::{self, EXIT_CONFIG};
 use otlp_gateway::telemetry::logging;
 use otlp_gateway::tls;
@@ -68,6 +69,9 @@ enum Cmd {
         /// The PEM private key of `--tls-cert`.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Hold every request this many milliseconds before answering (a slow backend).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
     /// Send realistic ExportTraceServiceRequests with distinct trace ids.
     Loadgen {
@@ -89,12 +93,18 @@ enum Cmd {
         /// Pin the load generator to this CPU.
         #[arg(long)]
         cpu: Option<usize>,
-        /// Connect with TLS, trusting the CAs in this PEM file.
+        /// Connect with TLS, trusting the CAs in this PEM file (gRPC only).
         #[arg(long)]
         tls_ca: Option<PathBuf>,
         /// The name to verify the target's certificate by (default: the target's IP).
         #[arg(long, requires = "tls_ca")]
         tls_server_name: Option<String>,
+        /// `grpc`, `http/protobuf` or `http/json` (OTLP/HTTP is sent over h2c).
+        #[arg(long, default_value = "grpc", value_parser = loadgen::Protocol::parse)]
+        protocol: loadgen::Protocol,
+        /// Body compression: `none`, `gzip`, `zstd` or `snappy` (gRPC only).
+        #[arg(long, default_value = "none", value_parser = parse_compression)]
+        compression: Encoding,
     },
     /// Run the gateway, three sinks and loadgen on loopback from an embedded config.
     Demo {
@@ -122,7 +132,10 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Run { config, cores } => run(&config, cores.as_deref()),
         Cmd::Validate { config } => Ok(validate(&config)),
         Cmd::PrintConfig { config } => Ok(print_config(&config)),
-        Cmd::Sink { listen, cpu, max_rate, tls_cert, tls_key } => sink(&listen, cpu, max_rate, tls_cert.zip(tls_key)),
+        Cmd::Sink { listen, cpu, max_rate, delay_ms, tls_cert, tls_key } => {
+            let tls = tls_cert.zip(tls_key);
+            sink(&listen, cpu, SinkLimits { max_rate, delay: Duration::from_millis(delay_ms) }, tls)
+        }
         Cmd::Loadgen {
             target,
             rate,
@@ -133,7 +146,10 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             cpu,
             tls_ca,
             tls_server_name,
+            protocol,
+            compression,
         } => {
+            anyhow::ensure!(tls_ca.is_none() || protocol == loadgen::Protocol::Grpc, "--tls-ca needs --protocol grpc");
             let opts = loadgen::LoadgenOpts {
                 target,
                 rate,
@@ -144,6 +160,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 progress: true,
                 placement: placement(cpu),
                 tls: tls_ca.map(|ca| client_tls(&ca, tls_server_name)).transpose()?,
+                protocol,
+                compression,
                 ..Default::default()
             };
             print!("{}", loadgen::run(opts)?.summary());
@@ -155,6 +173,12 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
 
 fn placement(cpu: Option<usize>) -> Placement {
     cpu.map_or(Placement::Unbound, Placement::Fixed)
+}
+
+fn parse_compression(s: &str) -> Result<Encoding, String> {
+    let none = s == "none";
+    let encoding = if none { Some(Encoding::Identity) } else { Encoding::from_token(s.as_bytes()) };
+    encoding.ok_or_else(|| format!("unknown compression {s:?}"))
 }
 
 fn parse_cores(s: Option<&str>) -> anyhow::Result<Option<Vec<usize>>> {
@@ -273,14 +297,21 @@ fn tls_errors(errors: Vec<tls::TlsError>) -> anyhow::Error {
     anyhow::anyhow!(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
+/// How a `sink` process plays a slow collector.
+struct SinkLimits {
+    max_rate: Option<u64>,
+    delay: Duration,
+}
+
 fn sink(
     listen: &[SocketAddr],
     cpu: Option<usize>,
-    max_rate: Option<u64>,
+    limits: SinkLimits,
     tls: Option<(PathBuf, PathBuf)>,
 ) -> anyhow::Result<ExitCode> {
     let sink = Sink::start_tls(listen, placement(cpu), false, tls.map(server_tls).transpose()?)?;
-    sink.stats.iter().for_each(|s| s.set_max_rate(max_rate.unwrap_or(0)));
+    sink.stats.iter().for_each(|s| s.set_max_rate(limits.max_rate.unwrap_or(0)));
+    sink.shared.set_delay(limits.delay);
     let stop = Arc::new(AtomicBool::new(false));
     register_stop(&stop)?;
     eprintln!("sink: listening on {:?}", sink.addrs);

@@ -1,5 +1,9 @@
 //! The load generator: realistic ExportTraceServiceRequests with distinct trace ids over
-//! C HTTP/2 connections × S concurrent streams, closed-loop or at a fixed span rate.
+//! C HTTP/2 connections × S concurrent streams, closed-loop or at a fixed span rate; over
+//! OTLP/gRPC or OTLP/HTTP (protobuf or JSON), compressed or not.
+
+mod bodies;
+mod target;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -10,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
+use self::bodies::Bodies;
+pub use self::bodies::Protocol;
+use self::target::Target;
 use super::spangen::Template;
-use crate::exporter::{Backend, BackendSettings, ExportError};
-use crate::grpc::TRACE_EXPORT;
+use crate::compression::Encoding;
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -30,6 +36,9 @@ pub struct LoadgenOpts {
     /// Print a live progress line to stderr every second.
     pub progress: bool,
     pub placement: Placement,
+    pub protocol: Protocol,
+    /// Body compression (`grpc-encoding` or `Content-Encoding`).
+    pub compression: Encoding,
     /// TLS to the target (`--tls-ca`); `None`: plaintext h2c.
     pub tls: Option<crate::tls::BackendTls>,
 }
@@ -46,6 +55,8 @@ impl Default for LoadgenOpts {
             streams: 16,
             progress: false,
             placement: Placement::Unbound,
+            protocol: Protocol::Grpc,
+            compression: Encoding::Identity,
             tls: None,
         }
     }
@@ -59,6 +70,8 @@ pub struct Report {
     pub spans_ok: u64,
     pub traces_ok: u64,
     pub requests_failed: u64,
+    /// Body bytes of successful requests as sent (compressed, if compressing).
+    pub bytes_ok: u64,
     /// Failures by reason (gRPC status or transport error).
     pub errors: BTreeMap<String, u64>,
     /// Latency of successful requests in microseconds, sorted.
@@ -92,6 +105,7 @@ impl Report {
             self.percentile(99.0),
             self.percentile(100.0),
         );
+        s.push_str(&format!("bytes ok: {}\n", self.bytes_ok));
         for (reason, n) in &self.errors {
             s.push_str(&format!("error x{n}: {reason}\n"));
         }
@@ -110,7 +124,8 @@ pub fn run(opts: LoadgenOpts) -> anyhow::Result<Report> {
 }
 
 async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
-    let template = Rc::new(Template::new("loadgen", opts.spans_per_request, opts.spans_per_trace));
+    let template = Template::new("loadgen", opts.spans_per_request, opts.spans_per_trace);
+    let bodies = Rc::new(Bodies::new(template, opts.protocol, opts.compression)?);
     let report = Rc::new(RefCell::new(Report::default()));
     let workers = opts.connections.max(1) * opts.streams.max(1);
     let interval =
@@ -119,13 +134,11 @@ async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
     let deadline = start + opts.duration;
     let mut tasks = Vec::new();
     for c in 0..opts.connections.max(1) {
-        // One `Backend` per connection: it reconnects after the peer closes (nginx sends
+        // One target per connection: it reconnects after the peer closes (nginx sends
         // GOAWAY every 1000 requests by default) and backs off while the target is down.
-        let settings =
-            BackendSettings { timeout: Duration::from_secs(10), tls: opts.tls.clone(), ..Default::default() };
-        let conn = Backend::new(opts.target.to_string(), opts.target, settings);
+        let conn = Rc::new(Target::new(opts.target, opts.protocol, opts.compression, opts.tls.clone()));
         for s in 0..opts.streams.max(1) {
-            let w = Worker { conn: conn.clone(), template: template.clone(), report: report.clone() };
+            let w = Worker { conn: conn.clone(), bodies: bodies.clone(), report: report.clone() };
             let seed = (c * 1000 + s) as u64 ^ start.elapsed().as_nanos() as u64;
             let offset = interval.map(|i| i.mul_f64((c * opts.streams + s) as f64 / workers as f64));
             tasks.push(glommio::spawn_local(w.run(seed, deadline, interval, offset, opts.spans_per_trace)));
@@ -146,8 +159,8 @@ async fn drive(opts: LoadgenOpts) -> anyhow::Result<Report> {
 }
 
 struct Worker {
-    conn: Rc<Backend>,
-    template: Rc<Template>,
+    conn: Rc<Target>,
+    bodies: Rc<Bodies>,
     report: Rc<RefCell<Report>>,
 }
 
@@ -174,24 +187,27 @@ impl Worker {
     }
 
     async fn once(&self, rng: &mut fastrand::Rng, per_trace: usize) {
-        let framed = self.template.stamp(rng);
+        let body = self.bodies.next(rng);
+        let len = body.len() as u64;
         let t0 = Instant::now();
-        let result = self.conn.export(TRACE_EXPORT, framed).await;
-        if let Err(ExportError::Unreachable { retry_in } | ExportError::Connect { retry_in, .. }) = &result {
+        let result = self.conn.send(body).await;
+        if let Err(Some(pause)) = result.as_ref().map_err(|f| f.pause) {
             // Don't spin on a target that is down: wait out its backoff.
-            glommio::timer::sleep((*retry_in).clamp(Duration::from_millis(1), Duration::from_secs(1))).await;
+            glommio::timer::sleep(pause.clamp(Duration::from_millis(1), Duration::from_secs(1))).await;
         }
         let mut r = self.report.borrow_mut();
         match result {
-            Ok(_) => {
+            Ok(()) => {
+                let spans = self.bodies.spans();
                 r.requests_ok += 1;
-                r.spans_ok += self.template.spans() as u64;
-                r.traces_ok += self.template.spans().div_ceil(per_trace.max(1)) as u64;
+                r.bytes_ok += len;
+                r.spans_ok += spans as u64;
+                r.traces_ok += spans.div_ceil(per_trace.max(1)) as u64;
                 r.latencies_us.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
             }
-            Err(e) => {
+            Err(f) => {
                 r.requests_failed += 1;
-                *r.errors.entry(e.to_string()).or_default() += 1;
+                *r.errors.entry(f.reason).or_default() += 1;
             }
         }
     }

@@ -1,0 +1,30 @@
+//! End-to-end benchmark: loadgen → {nothing | otlp-gateway | nginx gRPC proxy} → 3 sinks, all
+//! in one run on this machine. Writes a markdown section into docs/benchmarks.md and SVG plots
+//! into docs/bench/.
+//!
+//!   cargo bench --bench e2e [-- --quick] [--secs S] [--reps N] [--rate N] [--bin PATH]
+//!                           [--nginx PATH] [--proxy-cpu 0] [--load-cpu 1] [--out DIR]
+//!
+//! The proxy under test gets `--proxy-cpu`; loadgen and the sinks share `--load-cpu`. Quick
+//! mode (short runs, fewer points) writes under target/e2e-quick unless `--out` is given.
+
+mod measure;
+mod opts;
+mod phases;
+mod plot;
+mod procs;
+mod report;
+
+use anyhow::Result;
+
+fn main() -> Result<()> {
+    let opts = opts::Opts::parse()?;
+    eprintln!("e2e: {}", opts.describe());
+    let results = phases::run_all(&opts)?;
+    let markdown = report::render(&opts, &results);
+    println!("{markdown}");
+    report::write(&opts, &markdown)?;
+    plot::draw_all(&opts.out.join("bench"), &results, &report::stamp(&opts, &results))?;
+    eprintln!("e2e: wrote {} and {}", opts.doc().display(), opts.out.join("bench").display());
+    Ok(())
+}

@@ -91,6 +91,10 @@ impl Pipeline {
         items.set(telemetry_items(self.signal, &mut parts));
         // The parts' copies are held until answered, like the request itself.
         let _held = charge_parts(budget, &framed, &parts)?;
+        // The parts are copies (or share the request when it has one owner). Let the request
+        // go now: it may be a slice of a reader's buffer, whose whole allocation it would pin
+        // while backends answer.
+        drop(framed);
         fanout::forward(&topology.backends, export_path(self.signal), parts, self.exporter).await
     }
 

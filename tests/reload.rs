@@ -93,6 +93,9 @@ fn a_reload_that_changes_a_receiver_is_refused_and_nothing_changes() {
     let moved = otlp_gateway::config::parse_str(&yaml).unwrap();
     let err = gw.reload(&moved).expect_err("an endpoint change needs a restart");
     assert!(matches!(err, ReloadError::NeedsRestart(_)), "{err}");
+    let slower = ConfigBuilder::new(&sink.addrs[1..]).grpc_setting("read_timeout: 5s").build();
+    let err = gw.reload(&slower).expect_err("a protocol limit change needs a restart");
+    assert!(matches!(err, ReloadError::NeedsRestart(_)), "{err}");
     let addr = gw.grpc_addr;
     on_client(move || async move { export(&connect(addr).await, addr, request(1)).await.expect("still serving") });
     gw.shutdown();

@@ -12,6 +12,7 @@ mod components;
 mod env;
 mod errors;
 mod exporters;
+mod limits;
 mod model;
 mod otlp;
 mod parse;

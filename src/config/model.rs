@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::receiver::limits::ProtocolLimits;
 use crate::tls::{BackendTls, Built, ServerConfig, TlsVersion};
 
 /// A component id in the collector's `type[/name]` form, e.g. `otlp` or `loadbalancing/traces`.
@@ -79,6 +80,8 @@ pub struct GrpcServer {
     pub auth: Option<ComponentId>,
     /// `keepalive.server_parameters`.
     pub keepalive: Keepalive,
+    /// `handshake_timeout`, `read_timeout` and `http2` (ours).
+    pub limits: ProtocolLimits,
 }
 
 /// `receivers.otlp.protocols.http`.
@@ -101,6 +104,9 @@ pub struct HttpServer {
     pub idle_timeout: std::time::Duration,
     /// `tls`: serve TLS (ALPN `h2` and `http/1.1`); absent: plaintext.
     pub tls: Option<ReceiverTls>,
+    /// `handshake_timeout` (TLS only), `read_timeout` (the collector's key, applied to the
+    /// body) and `http2` (h2c and TLS `h2`).
+    pub limits: ProtocolLimits,
 }
 
 /// A receiver's `tls`: the server certificate, and client verification when

@@ -2,6 +2,7 @@
 
 use super::components::{Components, section};
 use super::errors::Errors;
+use super::limits::protocol_limits;
 use super::model::{GrpcServer, HostPort, HttpServer, OtlpReceiver};
 use super::parse::{Field, Fields};
 use super::security;
@@ -73,6 +74,7 @@ fn grpc_server(field: &Field<'_>, errs: &mut Errors) -> GrpcServer {
     }
     let tls = fields.take("tls").and_then(|t| receiver_tls(&t, errs, ALPN_GRPC));
     let (auth, keepalive) = (security::auth(&mut fields, errs), security::keepalive(&mut fields, errs));
+    let limits = protocol_limits(&mut fields, errs);
     fields.unsupported(GRPC_UNSUPPORTED, errs);
     fields.finish(errs);
     let max_mib = max_mib.unwrap_or(DEFAULT_MAX_RECV_MSG_SIZE_MIB);
@@ -83,6 +85,7 @@ fn grpc_server(field: &Field<'_>, errs: &mut Errors) -> GrpcServer {
         tls,
         auth,
         keepalive,
+        limits,
     }
 }
 
@@ -107,12 +110,13 @@ fn http_server(field: &Field<'_>, errs: &mut Errors) -> HttpServer {
     let tls = fields.take("tls").and_then(|t| receiver_tls(&t, errs, ALPN_HTTP));
     let auth = security::auth(&mut fields, errs);
     let idle_timeout = fields.take("idle_timeout").and_then(|t| t.duration(errs));
+    let limits = protocol_limits(&mut fields, errs);
     fields.unsupported(HTTP_UNSUPPORTED, errs);
     fields.finish(errs);
     let max_request_body_size = max.map_or(DEFAULT_MAX_REQUEST_BODY_SIZE, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let read_header_timeout = header_timeout.unwrap_or(DEFAULT_READ_HEADER_TIMEOUT);
     let idle_timeout = idle_timeout.unwrap_or(crate::receiver::limits::DEFAULT_HTTP_IDLE_TIMEOUT);
-    HttpServer { endpoint, max_request_body_size, read_header_timeout, auth, idle_timeout, tls }
+    HttpServer { endpoint, max_request_body_size, read_header_timeout, auth, idle_timeout, tls, limits }
 }
 
 /// `endpoint`, or the default when absent (or invalid: the error is already reported).

@@ -77,21 +77,45 @@ fn effective(cfg: &Config) -> Value {
 
 fn receiver(r: &OtlpReceiver) -> Value {
     let grpc = r.grpc.as_ref().map_or(Value::Null, |g| {
-        map([
+        let grpc = map([
             ("endpoint", text(&g.endpoint)),
             ("max_recv_msg_size_mib", Value::from(g.max_recv_msg_size >> 20)),
             ("max_concurrent_streams", Value::from(g.max_concurrent_streams)),
             ("tls", g.tls.as_ref().map_or(Value::Null, receiver_tls)),
             ("keepalive", keepalive(&g.keepalive)),
             ("auth", auth(g.auth.as_ref())),
-        ])
+        ]);
+        with_limits(grpc, &g.limits)
     });
     let http = r.http.as_ref().map_or(Value::Null, |h| {
-        let idle = duration(h.idle_timeout);
-        let tls = h.tls.as_ref().map_or(Value::Null, receiver_tls);
-        map([("endpoint", text(&h.endpoint)), ("idle_timeout", idle), ("auth", auth(h.auth.as_ref())), ("tls", tls)])
+        let http = map([
+            ("endpoint", text(&h.endpoint)),
+            ("max_request_body_size", Value::from(h.max_request_body_size)),
+            ("read_header_timeout", duration(h.read_header_timeout)),
+            ("idle_timeout", duration(h.idle_timeout)),
+            ("auth", auth(h.auth.as_ref())),
+            ("tls", h.tls.as_ref().map_or(Value::Null, receiver_tls)),
+        ]);
+        with_limits(http, &h.limits)
     });
     map([("protocols", map([("grpc", grpc), ("http", http)]))])
+}
+
+/// A server's map with its protocol limits added.
+fn with_limits(mut server: Value, l: &ProtocolLimits) -> Value {
+    let http2 = map([
+        ("max_header_list_size", Value::from(l.max_header_list_size)),
+        ("max_frame_size", Value::from(l.max_frame_size)),
+        ("max_pending_reset_streams", Value::from(l.max_pending_reset_streams)),
+        ("max_local_reset_streams", Value::from(l.max_local_reset_streams)),
+        ("max_control_frames", Value::from(l.max_control_frames)),
+    ]);
+    if let Value::Mapping(m) = &mut server {
+        m.insert(text("handshake_timeout"), duration(l.handshake_timeout));
+        m.insert(text("read_timeout"), duration(l.read_timeout));
+        m.insert(text("http2"), http2);
+    }
+    server
 }
 
 /// `keepalive.server_parameters`; an idle limit of never reads `0s` (absent is the default).

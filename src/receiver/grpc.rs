@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use super::budget::{ByteBudget, Held};
 use super::h2guard::Guarded;
 use super::lifecycle::drive_h2;
-use super::limits::{ConnSlots, ConnTimeouts};
+use super::limits::{ConnSlots, ConnTimeouts, ProtocolLimits};
 use crate::compression::{DecodeError, Encoding};
 use crate::grpc::{Code, Status, UnaryReader};
 use crate::runtime::io::TokioIo;
@@ -74,12 +74,14 @@ pub struct ConnOptions {
     pub timeouts: ConnTimeouts,
     /// The core's connection slots, shared by all its listeners.
     pub slots: Rc<ConnSlots>,
+    /// Handshake and body deadlines, HTTP/2 limits.
+    pub limits: ProtocolLimits,
 }
 
 impl ConnOptions {
-    /// Options with no idle or age limit.
+    /// Options with no idle or age limit, and default protocol limits.
     pub fn new(max_streams: u32, slots: Rc<ConnSlots>) -> Self {
-        ConnOptions { max_streams, timeouts: ConnTimeouts::default(), slots }
+        ConnOptions { max_streams, timeouts: ConnTimeouts::default(), slots, limits: ProtocolLimits::default() }
     }
 }
 
@@ -143,19 +145,20 @@ pub(crate) async fn accept_loop<F, Fut>(
 pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, opts: ConnOptions, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
-    let tls = service.tls();
+    let (tls, limits) = (service.tls(), opts.limits);
     let handshake = async {
         let Ok(io) = crate::tls::accept(TokioIo::new(tcp), tls).await else { return Ok(None) };
-        Ok(tuning::h2_server(opts.max_streams).handshake::<_, Bytes>(Guarded::new(io)).await.ok())
+        let io = Guarded::new(io, limits.max_control_frames);
+        Ok(tuning::h2_server(opts.max_streams, &limits).handshake::<_, Bytes>(io).await.ok())
     };
     // The TLS handshake and the HTTP/2 preface share one deadline.
-    let Ok(Some(conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
+    let Ok(Some(conn)) = glommio::timer::timeout(limits.handshake_timeout, handshake).await else {
         return;
     };
     drive_h2(conn, shutdown, opts.timeouts, move |req, respond, busy| {
         let service = service.clone();
         let stream = async move {
-            handle(req, respond, &*service).await;
+            handle(req, respond, &*service, limits.read_timeout).await;
             drop(busy);
         };
         glommio::spawn_local(stream).detach();
@@ -163,20 +166,21 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, op
     .await
 }
 
-async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<Bytes>, service: &S) {
+async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<Bytes>, service: &S, read: Duration) {
     let _live = crate::telemetry::Live::stream();
-    match call(req, service).await {
+    match call(req, service, read).await {
         Ok(body) => send_ok(respond, body),
         Err(Refusal::Grpc(status)) => send_status(respond, &status),
         Err(Refusal::Http(code)) => send_http(respond, code),
     }
 }
 
-async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S) -> Result<Bytes, Refusal> {
+/// `read_timeout`: how long the body may take to arrive.
+async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S, read_timeout: Duration) -> Result<Bytes, Refusal> {
     let (method, encoding) = check_head(&req, service)?;
     let mut held = service.budget().hold();
     let read = async { Ok(read_message(req.into_body(), service.max_recv(), service.budget(), &mut held).await) };
-    let framed = match glommio::timer::timeout(tuning::REQUEST_READ_TIMEOUT, read).await {
+    let framed = match glommio::timer::timeout(read_timeout, read).await {
         Ok(framed) => framed?,
         Err(_) => return Err(Status::new(Code::DeadlineExceeded, "request body did not arrive in time").into()),
     };

@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADER_LEN: usize = 9;
 
-/// Cheap frames a connection may send in a burst. A gRPC client sends a few per request
-/// (WINDOW_UPDATE, BDP PING); size it above what a connection sends between two requests.
+/// Default cheap frames a connection may send in a burst (`http2.max_control_frames`). A gRPC
+/// client sends a few per request (WINDOW_UPDATE, BDP PING).
 pub const CHEAP_FRAME_BURST: u32 = 1000;
 /// Cheap frames each request (a HEADERS frame that opens a stream) earns back.
 pub const CHEAP_FRAMES_PER_REQUEST: u32 = 4;
@@ -171,8 +171,9 @@ pub struct Guarded<S> {
 }
 
 impl<S> Guarded<S> {
-    pub fn new(inner: S) -> Self {
-        Guarded { inner, guard: FrameGuard::default() }
+    /// `burst`: the connection's `max_control_frames`.
+    pub fn new(inner: S, burst: u32) -> Self {
+        Guarded { inner, guard: FrameGuard::new(burst) }
     }
 }
 

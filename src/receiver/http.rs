@@ -181,17 +181,17 @@ pub async fn serve<S: GrpcService>(
 
 fn builder(limits: &Limits) -> auto::Builder<LocalExec> {
     let mut b = auto::Builder::new(LocalExec);
-    // The body deadline is ours (REQUEST_READ_TIMEOUT); the header deadline is hyper's.
+    // The body deadline is ours (`read_timeout`); the header deadline is hyper's.
     b.http1().keep_alive(true).timer(LocalTimer).header_read_timeout(limits.header_timeout);
-    // h2c gets the gRPC receiver's limits (runtime/tuning.rs).
+    let h2 = &limits.conn.limits;
     b.http2()
         .max_concurrent_streams(limits.conn.max_streams)
         .initial_stream_window_size(tuning::STREAM_WINDOW)
         .initial_connection_window_size(tuning::CONN_WINDOW)
-        .max_frame_size(tuning::MAX_FRAME)
-        .max_header_list_size(tuning::MAX_HEADER_LIST)
-        .max_pending_accept_reset_streams(tuning::MAX_PENDING_RESETS)
-        .max_local_error_reset_streams(tuning::MAX_LOCAL_RESETS);
+        .max_frame_size(h2.max_frame_size)
+        .max_header_list_size(h2.max_header_list_size)
+        .max_pending_accept_reset_streams(h2.max_pending_reset_streams)
+        .max_local_error_reset_streams(h2.max_local_reset_streams);
     b
 }
 
@@ -200,16 +200,17 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
     let tls = service.tls();
-    let Some(io) = crate::tls::accept_within(TokioIo::new(tcp), tls, tuning::HANDSHAKE_TIMEOUT).await else { return };
+    let h2 = limits.conn.limits;
+    let Some(io) = crate::tls::accept_within(TokioIo::new(tcp), tls, h2.handshake_timeout).await else { return };
     // With TLS, hyper sees HTTP/2 by its preface, as ALPN `h2` promised; else HTTP/1.1.
     // The flood guard reads the plaintext, under TLS.
-    let io = hyper_util::rt::TokioIo::new(Guarded::new(io));
+    let io = hyper_util::rt::TokioIo::new(Guarded::new(io, h2.max_control_frames));
     let activity = Activity::new();
     let busy = activity.clone();
     let handler = hyper::service::service_fn(move |req| {
         let (service, busy) = (service.clone(), busy.busy());
         async move {
-            let reply = handle(req, &*service).await;
+            let reply = handle(req, &*service, h2.read_timeout).await;
             drop(busy);
             Ok::<_, Infallible>(reply)
         }
@@ -229,11 +230,12 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
     within_grace(grace, conn).await;
 }
 
-async fn handle<S: GrpcService>(req: Request<Incoming>, service: &S) -> Reply {
+/// `read`: how long the body may take to arrive (`read_timeout`).
+async fn handle<S: GrpcService>(req: Request<Incoming>, service: &S, read: Duration) -> Reply {
     let _live = crate::telemetry::Live::stream();
     let format = req.headers().get(header::CONTENT_TYPE).and_then(|v| Format::of(v.as_bytes()));
     let signal = signal_of(req.uri().path());
-    match call(req, service, signal, format).await {
+    match call(req, service, (signal, format), read).await {
         Ok(body) => ok_reply(format.unwrap_or(Format::Protobuf), signal, body),
         Err(failure) => error_reply(format.unwrap_or(Format::Protobuf), &failure),
     }
@@ -252,8 +254,8 @@ pub fn signal_of(path: &str) -> Option<Signal> {
 async fn call<S: GrpcService>(
     req: Request<Incoming>,
     service: &S,
-    signal: Option<Signal>,
-    format: Option<Format>,
+    (signal, format): (Option<Signal>, Option<Format>),
+    read_timeout: Duration,
 ) -> Result<Bytes, Failure> {
     let limit = service.max_recv();
     let head = service.authenticate(req.headers()).map_err(Failure::from);
@@ -264,13 +266,13 @@ async fn call<S: GrpcService>(
     let ((signal, method), format, encoding) = match head {
         Ok(head) => head,
         Err(failure) => {
-            drain(req.into_body(), limit).await;
+            drain(req.into_body(), limit, read_timeout).await;
             return Err(failure);
         }
     };
     let mut held = service.budget().hold();
     let read = async { Ok(read_body(req.into_body(), limit, service.budget(), &mut held).await) };
-    let body = match glommio::timer::timeout(tuning::REQUEST_READ_TIMEOUT, read).await {
+    let body = match glommio::timer::timeout(read_timeout, read).await {
         Ok(body) => body?,
         Err(_) => return Err(Failure::new(StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded, "body too slow")),
     };
@@ -285,7 +287,7 @@ async fn call<S: GrpcService>(
 
 /// Reads and drops the body of a refused request (up to `limit` bytes, within the read
 /// deadline) so that an HTTP/1.1 connection stays usable; past that hyper closes it.
-async fn drain(mut body: Incoming, limit: usize) {
+async fn drain(mut body: Incoming, limit: usize, within: Duration) {
     let read = async {
         let mut seen = 0usize;
         while let Some(Ok(frame)) = body.frame().await {
@@ -296,7 +298,7 @@ async fn drain(mut body: Incoming, limit: usize) {
         }
         Ok(())
     };
-    let _ = glommio::timer::timeout(tuning::REQUEST_READ_TIMEOUT, read).await;
+    let _ = glommio::timer::timeout(within, read).await;
 }
 
 /// The path's signal and the service's method for it; 404 or 405 otherwise.

@@ -1,6 +1,7 @@
-//! Per-connection limits of both receivers: how many connections a core holds, and how long
-//! one may stay idle or open. The other limits live beside what they bound: HTTP/2 settings
-//! and timeouts in `runtime/tuning.rs`, floods in `h2guard.rs`, request bytes in `budget.rs`.
+//! Per-connection limits of both receivers: how many connections a core holds, how long one
+//! may stay idle or open, and each listener's configured protocol limits ([`ProtocolLimits`]).
+//! They are enforced beside what they bound: HTTP/2 settings in `runtime/tuning.rs`, floods in
+//! `h2guard.rs`, request bytes in `budget.rs`.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -22,6 +23,54 @@ pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `max_connection_age_grace` is not set (gRPC's default is forever). It also bounds a peer
 /// that never answers the GOAWAY's PING, which would otherwise keep the connection.
 pub const DEFAULT_GOAWAY_GRACE: Duration = Duration::from_secs(30);
+
+/// A listener's protocol limits: `handshake_timeout`, `read_timeout` and `http2` under a
+/// receiver's `protocols.grpc` or `protocols.http`. The defaults suit OTLP clients on a LAN or
+/// the internet; lower the timeouts where clients are close and many, to free slots sooner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolLimits {
+    /// TLS handshake plus HTTP/2 preface: past it the connection is closed. A client needs two
+    /// round trips; 10 s covers a slow mobile link, and a slowloris peer is gone after it.
+    pub handshake_timeout: Duration,
+    /// A request's whole body must arrive within this, or it gets `DEADLINE_EXCEEDED` / 408
+    /// (a slow sender must not pin memory). Size it to the largest request ÷ the slowest
+    /// client's bandwidth: 30 s carries 4 MiB at about 1 Mbit/s.
+    pub read_timeout: Duration,
+    /// Largest HTTP/2 header list, in bytes (431 past it). OTLP headers are a few hundred bytes;
+    /// raise it only for clients that send large custom headers.
+    pub max_header_list_size: u32,
+    /// Largest HTTP/2 frame a client may send (16 KiB to 16 MiB - 1). Larger frames mean fewer
+    /// frame headers and wakeups per request; each connection may buffer one whole frame.
+    pub max_frame_size: u32,
+    /// Streams a client may open and reset before we accept them (rapid reset,
+    /// CVE-2023-44487): past it, GOAWAY. A well-behaved client resets almost never.
+    pub max_pending_reset_streams: usize,
+    /// Streams we may reset for a client's protocol errors before closing its connection.
+    pub max_local_reset_streams: usize,
+    /// Control or empty frames (PING, SETTINGS, WINDOW_UPDATE, PRIORITY, unknown, empty DATA) a
+    /// connection may send in a burst; requests and data earn it back. A gRPC client sends a
+    /// few per request, so size it above what one connection sends between two requests.
+    pub max_control_frames: u32,
+}
+
+/// Default `handshake_timeout`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `read_timeout`.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for ProtocolLimits {
+    fn default() -> Self {
+        ProtocolLimits {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_header_list_size: 16 << 10,
+            max_frame_size: 256 << 10,
+            max_pending_reset_streams: 20,
+            max_local_reset_streams: 1024,
+            max_control_frames: super::h2guard::CHEAP_FRAME_BURST,
+        }
+    }
+}
 
 /// When a connection is asked to leave: idle too long, or too old. `None` is never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

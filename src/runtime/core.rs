@@ -22,7 +22,7 @@ use crate::receiver::auth::BearerAuth;
 use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{ConnOptions, GrpcService, serve};
 use crate::receiver::http;
-use crate::receiver::limits::{ConnSlots, ConnTimeouts};
+use crate::receiver::limits::{ConnSlots, ConnTimeouts, ProtocolLimits};
 use crate::routing::Ring;
 
 /// The backend set as the control plane computed it: built once, replicated to every core.
@@ -70,6 +70,8 @@ pub struct ListenerSpec {
     pub header_timeout: Duration,
     /// When an idle or old connection gets GOAWAY.
     pub timeouts: ConnTimeouts,
+    /// Handshake and body deadlines, HTTP/2 limits.
+    pub limits: ProtocolLimits,
     /// The receiver's authenticator (its token file read by the control plane, again on reload).
     pub auth: Option<Arc<BearerAuth>>,
     /// Index into `CoreSpec::pipelines` for traces, metrics and logs (`Signal as usize`).
@@ -208,7 +210,8 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let acceptors: Vec<_> = (listeners.into_iter().zip(&spec.listeners).zip(&services))
         .map(|((tcp, l), service)| {
             let (service, shutdown, gate) = (service.clone(), shutdown.clone(), gate.clone());
-            let conn = ConnOptions { max_streams: l.max_streams, timeouts: l.timeouts, slots: slots.clone() };
+            let (max_streams, timeouts, limits) = (l.max_streams, l.timeouts, l.limits);
+            let conn = ConnOptions { max_streams, timeouts, slots: slots.clone(), limits };
             match l.kind {
                 ListenerKind::Grpc => glommio::spawn_local(serve(tcp, service, conn, shutdown, gate)),
                 ListenerKind::Http => {

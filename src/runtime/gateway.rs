@@ -184,12 +184,12 @@ impl Gateway {
         }
         // The core's request budget was sized from max_recv at start: changing it needs a restart.
         let same = |a: &ListenerSpec, b: &ListenerSpec| {
-            (a.addr, a.max_streams, a.header_timeout, a.max_recv, a.timeouts)
-                == (b.addr, b.max_streams, b.header_timeout, b.max_recv, b.timeouts)
+            (a.addr, a.max_streams, a.header_timeout, a.max_recv, a.timeouts, a.limits)
+                == (b.addr, b.max_streams, b.header_timeout, b.max_recv, b.timeouts, b.limits)
         };
         match plan.listeners.iter().zip(&self.listeners).find(|(a, b)| !same(a, b)) {
             Some((l, _)) => Err(ReloadError::NeedsRestart(format!(
-                "receiver `{}` (endpoint, max_concurrent_streams, max message/body size, read_header_timeout, keepalive or idle_timeout)",
+                "receiver `{}` (endpoint, max_concurrent_streams, max message/body size, read_header_timeout, keepalive, idle_timeout, handshake_timeout, read_timeout or http2)",
                 plan.ids[l.receiver]
             ))),
             None => Ok(()),

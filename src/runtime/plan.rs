@@ -16,7 +16,7 @@ use crate::exporter::BackendSettings;
 use crate::exporter::call::CallOptions;
 use crate::exporter::retry::{QueueLimits, RetryPolicy};
 use crate::receiver::auth::BearerAuth;
-use crate::receiver::limits::ConnTimeouts;
+use crate::receiver::limits::{ConnTimeouts, ProtocolLimits};
 use crate::routing::Ring;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -116,6 +116,7 @@ fn listener_specs(cfg: &Config, receiver: &OtlpReceiver, index: usize) -> Result
             max_age: k.max_connection_age,
             age_grace: k.max_connection_age_grace,
         };
+        spec.limits = g.limits;
         spec.auth = authenticator(cfg, g.auth.as_ref())?;
         spec.tls = server_tls(&g.tls);
         specs.push(spec);
@@ -124,6 +125,7 @@ fn listener_specs(cfg: &Config, receiver: &OtlpReceiver, index: usize) -> Result
         let limits = (h.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS, h.read_header_timeout);
         let mut spec = listener(ListenerKind::Http, index, &h.endpoint, limits)?;
         spec.timeouts = ConnTimeouts { idle: Some(h.idle_timeout), ..Default::default() };
+        spec.limits = h.limits;
         spec.auth = authenticator(cfg, h.auth.as_ref())?;
         spec.tls = server_tls(&h.tls);
         specs.push(spec);
@@ -150,8 +152,20 @@ fn listener(
 ) -> Result<ListenerSpec, StartError> {
     let addr = resolve_one("receiver endpoint", endpoint)?;
     let (timeouts, auth) = (ConnTimeouts::default(), None);
-    let routes = [None; 3];
-    Ok(ListenerSpec { kind, receiver, addr, max_recv, max_streams, header_timeout, timeouts, auth, routes, tls: None })
+    let (routes, limits) = ([None; 3], ProtocolLimits::default());
+    Ok(ListenerSpec {
+        kind,
+        receiver,
+        addr,
+        max_recv,
+        max_streams,
+        header_timeout,
+        timeouts,
+        limits,
+        auth,
+        routes,
+        tls: None,
+    })
 }
 
 fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, StartError> {

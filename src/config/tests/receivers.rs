@@ -3,7 +3,7 @@
 use super::{ok, one_error, with_protocols};
 use std::time::Duration;
 
-use crate::config::{GrpcServer, HostPort, HttpServer, OtlpReceiver};
+use crate::config::{GrpcServer, HostPort, HttpServer, OtlpReceiver, ProtocolLimits};
 
 fn receiver(protocols: &str) -> OtlpReceiver {
     let config = ok(&with_protocols(protocols));
@@ -24,6 +24,7 @@ fn null_grpc_means_enabled_with_defaults() {
         tls: None,
         auth: None,
         keepalive: Default::default(),
+        limits: ProtocolLimits::default(),
     };
     for grpc in ["      grpc:", "      grpc: {}", "      grpc: ~"] {
         let got = receiver(grpc);
@@ -45,6 +46,7 @@ fn null_http_means_enabled_with_defaults() {
             tls: None,
             auth: None,
             idle_timeout: Duration::from_secs(60),
+            limits: ProtocolLimits::default(),
         })
     );
     let both = receiver("      grpc:\n      http:\n        endpoint: 0.0.0.0:4318");
@@ -58,6 +60,7 @@ fn null_http_means_enabled_with_defaults() {
             tls: None,
             auth: None,
             idle_timeout: Duration::from_secs(60),
+            limits: ProtocolLimits::default(),
         })
     );
 }

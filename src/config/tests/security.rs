@@ -1,10 +1,10 @@
 //! `bearertokenauth`, a receiver's `auth`, gRPC `keepalive`, HTTP `idle_timeout` and
-//! `service.runtime.max_connections_per_core`.
+//! `service.runtime.max_connections_per_core`, and the servers' protocol limits.
 
 use std::time::Duration;
 
 use super::{errors_of, ok, one_error, with_service};
-use crate::config::{ComponentId, Keepalive, TokenSource};
+use crate::config::{ComponentId, Keepalive, ProtocolLimits, TokenSource};
 
 /// A config whose receiver has `grpc` and `http` servers with `server` lines (indented 8),
 /// `extensions` (indented 2) and `service.extensions: [enabled]`.
@@ -123,4 +123,57 @@ fn print_config_shows_the_limits_and_masks_the_tokens() {
     let runtime = crate::config::RuntimeConfig { request_memory: None, ..again.runtime.clone() };
     assert_eq!(runtime, config.runtime);
     assert_eq!(again.authenticators.keys().collect::<Vec<_>>(), config.authenticators.keys().collect::<Vec<_>>());
+}
+
+const LIMITS: &str = "        handshake_timeout: 3s\n        read_timeout: 500ms\n        http2:\n          max_header_list_size: 8192\n          max_frame_size: 65536\n          max_pending_reset_streams: 5\n          max_local_reset_streams: 50\n          max_control_frames: 200";
+
+#[test]
+fn protocol_limits_on_both_servers() {
+    let config = ok(&super::with_protocols(&format!("      grpc:\n{LIMITS}\n      http:\n{LIMITS}")));
+    let receiver = config.receivers.values().next().expect("receiver");
+    let expected = ProtocolLimits {
+        handshake_timeout: Duration::from_secs(3),
+        read_timeout: Duration::from_millis(500),
+        max_header_list_size: 8192,
+        max_frame_size: 65536,
+        max_pending_reset_streams: 5,
+        max_local_reset_streams: 50,
+        max_control_frames: 200,
+    };
+    assert_eq!(receiver.grpc.as_ref().map(|g| g.limits), Some(expected));
+    assert_eq!(receiver.http.as_ref().map(|h| h.limits), Some(expected));
+    let defaults = ok(&super::with_protocols("      grpc:"));
+    let grpc = defaults.receivers.values().next().and_then(|r| r.grpc.as_ref()).map(|g| g.limits);
+    assert_eq!(grpc, Some(ProtocolLimits::default()));
+    assert_eq!(ProtocolLimits::default().read_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn bad_protocol_limits_are_all_reported_with_their_paths() {
+    let bad = "        handshake_timeout: 0s\n        read_timeout: 5\n        http2:\n          max_frame_size: 1000\n          max_header_list_size: 100\n          max_control_frames: 0\n          max_pending_reset_streams: -1\n          max_streams: 3";
+    let errors = errors_of(&super::with_protocols(&format!("      grpc:\n{bad}")));
+    let paths: Vec<_> = errors.iter().map(|e| e.0.as_str()).collect();
+    let at = |k: &str| format!("receivers.otlp.protocols.grpc.{k}");
+    let expected = [
+        at("handshake_timeout"),
+        at("read_timeout"),
+        at("http2.max_header_list_size"),
+        at("http2.max_frame_size"),
+        at("http2.max_pending_reset_streams"),
+        at("http2.max_control_frames"),
+        at("http2.max_streams"),
+    ];
+    assert_eq!(paths, expected, "{errors:#?}");
+    assert!(errors[1].1.contains("needs a unit"), "{errors:#?}");
+    assert!(errors[3].1.contains("16384"), "{errors:#?}");
+}
+
+#[test]
+fn print_config_shows_the_protocol_limits_and_reads_them_back() {
+    let config = ok(&super::with_protocols(&format!("      grpc:\n{LIMITS}\n      http:\n        read_timeout: 2s")));
+    let yaml = crate::config::effective_yaml(&config);
+    for key in ["handshake_timeout: 3s", "read_timeout: 500ms", "read_timeout: 2s", "max_control_frames: 200"] {
+        assert!(yaml.contains(key), "{key} in {yaml}");
+    }
+    assert_eq!(ok(&yaml).receivers, config.receivers, "{yaml}");
 }

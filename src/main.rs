@@ -315,7 +315,7 @@ fn sink(
     let stop = Arc::new(AtomicBool::new(false));
     register_stop(&stop)?;
     eprintln!("sink: listening on {:?}", sink.addrs);
-    let mut last: Vec<u64> = vec![0; sink.stats.len()];
+    let mut last: Vec<(u64, u64)> = vec![(0, 0); sink.stats.len()];
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_secs(1));
         let line: Vec<String> = sink
@@ -324,9 +324,10 @@ fn sink(
             .zip(&sink.addrs)
             .zip(last.iter_mut())
             .map(|((s, a), l)| {
-                let now = s.spans();
-                let rate = now - std::mem::replace(l, now);
-                format!("{a} {rate} spans/s")
+                let now = (s.spans(), s.requests.load(Ordering::Relaxed));
+                let (spans, requests) = (now.0 - l.0, now.1 - l.1);
+                *l = now;
+                format!("{a} {spans} spans/s {requests} requests/s")
             })
             .collect();
         println!("{}", line.join("  "));

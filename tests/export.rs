@@ -1,6 +1,7 @@
 //! Export settings end to end: `compression` (each codec reaches the sink intact, and the wire
 //! carries `grpc-encoding` and compressed messages), `headers` on every backend request, and
-//! `timeout` reported to the client as DEADLINE_EXCEEDED (gRPC) or 503 with Retry-After (HTTP).
+//! `timeout` reported to the client as DEADLINE_EXCEEDED (gRPC) or 503 with Retry-After (HTTP),
+//! and `coalesce`: parts for a busy backend sent together.
 #![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
@@ -119,4 +120,52 @@ fn a_backend_timeout_is_deadline_exceeded_or_503() {
     }
     assert_eq!(http.status, 503, "{http:?}");
     assert_eq!(http.header("retry-after"), Some("1"));
+}
+
+/// `concurrent` exports of 10 spans (one trace each) at once on one connection; how many OK.
+fn concurrent_exports(addr: std::net::SocketAddr, concurrent: u64) -> usize {
+    on_client(move || async move {
+        let send = connect(addr).await;
+        let calls: Vec<_> = (0..concurrent)
+            .map(|seed| {
+                let (send, framed) = (send.clone(), grpc_frame(&spangen::request("svc", 10, 10, seed).encode_to_vec()));
+                glommio::spawn_local(async move { export(&send, addr, framed).await.is_ok() })
+            })
+            .collect();
+        let mut ok = 0;
+        for call in calls {
+            ok += usize::from(call.await);
+        }
+        ok
+    })
+}
+
+#[test]
+fn parts_for_a_busy_backend_are_coalesced_into_fewer_calls() {
+    let sink = sinks(1);
+    sink.shared.set_delay(Duration::from_millis(300));
+    let gw = ConfigBuilder::new(&sink.addrs).exporter_extra("    coalesce:\n      max_in_flight: 2\n").start();
+    let ok = concurrent_exports(gw.grpc_addr, 40);
+    gw.shutdown();
+    let calls = sink.stats[0].requests.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(ok, 40, "every request is acknowledged");
+    assert_eq!(sink.total_spans(), 400, "every span arrives, once");
+    let traces = sink.stats[0].traces();
+    assert!(traces.len() == 40 && traces.values().all(|&n| n == 10), "each trace whole: {traces:?}");
+    // Two calls go at once; the 38 parts that waited ride in one or a few more.
+    assert!((3..=10).contains(&calls), "40 parts in {calls} calls");
+    sink.stop();
+}
+
+#[test]
+fn max_in_flight_zero_sends_every_part_alone() {
+    let sink = sinks(1);
+    sink.shared.set_delay(Duration::from_millis(100));
+    let gw = ConfigBuilder::new(&sink.addrs).exporter_extra("    coalesce:\n      max_in_flight: 0\n").start();
+    let ok = concurrent_exports(gw.grpc_addr, 20);
+    gw.shutdown();
+    assert_eq!(ok, 20);
+    assert_eq!(sink.stats[0].requests.load(std::sync::atomic::Ordering::Relaxed), 20, "one call per part");
+    assert_eq!(sink.total_spans(), 200);
+    sink.stop();
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::components::{Components, section};
 use super::errors::Errors;
-use super::model::{DnsRecordType, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpExporter, Resolver, RoutingKey};
+use super::model::{
+    CoalesceLimits, DnsRecordType, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpExporter, Resolver, RoutingKey,
+};
 use super::otlp::{lb_protocol, otlp_exporter};
 use super::parse::Field;
 use super::resilience::{resilience, retry_on_failure, sending_queue};
@@ -46,9 +48,22 @@ fn load_balancing(body: &Field<'_>, errs: &mut Errors) -> Option<LoadBalancing> 
     let retry = retry_on_failure(&fields.take_or_null("retry_on_failure"), errs);
     let queue = sending_queue(&fields.take_or_null("sending_queue"), errs);
     let resilience = resilience(&fields.take_or_null("resilience"), errs);
+    let coalesce = coalesce(&fields.take_or_null("coalesce"), errs);
     fields.unsupported(LB_UNSUPPORTED, errs);
     fields.finish(errs);
-    Some(LoadBalancing { routing_key, protocol, resolver: resolver?, retry, queue, resilience })
+    Some(LoadBalancing { routing_key, protocol, resolver: resolver?, retry, queue, resilience, coalesce })
+}
+
+/// `coalesce` (our extension): `max_in_flight` (0: never coalesce) and `max_size_mib`.
+fn coalesce(field: &Field<'_>, errs: &mut Errors) -> CoalesceLimits {
+    let mut limits = CoalesceLimits::default();
+    let mut fields = field.fields(errs);
+    let in_flight = fields.take("max_in_flight").and_then(|f| f.uint(errs, 0, 1 << 16));
+    let mib = fields.take("max_size_mib").and_then(|f| f.uint(errs, 1, 4095));
+    fields.finish(errs);
+    limits.max_in_flight = in_flight.and_then(|n| usize::try_from(n).ok()).unwrap_or(limits.max_in_flight);
+    limits.max_bytes = mib.and_then(|m| usize::try_from(m << 20).ok()).unwrap_or(limits.max_bytes);
+    limits
 }
 
 /// `protocol`: only `otlp`, which is read even when absent (its TLS rule applies).

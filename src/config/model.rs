@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::exporter::coalesce::CoalesceLimits;
 pub use crate::receiver::limits::ProtocolLimits;
 use crate::tls::{BackendTls, Built, ServerConfig, TlsVersion};
 
@@ -201,6 +202,8 @@ pub struct LoadBalancing {
     pub queue: super::SendingQueue,
     /// `resilience` (our extension): ejection, probes, failover or hold.
     pub resilience: super::Resilience,
+    /// `coalesce` (our extension): parts for one backend sent together under load.
+    pub coalesce: CoalesceLimits,
 }
 
 impl LoadBalancing {

@@ -158,9 +158,15 @@ fn exporter(e: &Exporter) -> Value {
                 ("retry_on_failure", retry(&lb.retry)),
                 ("sending_queue", queue(&lb.queue)),
                 ("resilience", resilience(&lb.resilience)),
+                ("coalesce", coalesce(&lb.coalesce)),
             ])
         }
     }
+}
+
+fn coalesce(c: &CoalesceLimits) -> Value {
+    let mib = c.max_bytes >> 20;
+    map([("max_in_flight", Value::from(c.max_in_flight)), ("max_size_mib", Value::from(mib))])
 }
 
 fn retry(r: &super::RetryOnFailure) -> Value {

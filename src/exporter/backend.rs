@@ -12,8 +12,10 @@ use http::Uri;
 
 use super::backoff::Backoff;
 use super::call;
+use super::coalesce::{CoalesceLimits, Coalescer};
 use super::error::ExportError;
 use super::health::Health;
+use super::merge::Waiter;
 use super::retry::{QueueFull, QueueLimits, QueuedPart, Reservation, RetryPolicy, RetryQueue};
 use super::single_flight::SingleFlight;
 
@@ -40,6 +42,8 @@ pub struct BackendSettings {
     pub call: call::CallOptions,
     /// The exporter's `tls`; `None`: plaintext h2c.
     pub tls: Option<crate::tls::BackendTls>,
+    /// When parts for this backend are sent together (`merge.rs`).
+    pub coalesce: CoalesceLimits,
 }
 
 impl Default for BackendSettings {
@@ -56,6 +60,7 @@ impl Default for BackendSettings {
             failover: false,
             call: Default::default(),
             tls: None,
+            coalesce: CoalesceLimits::default(),
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct Backend {
     /// Where this backend's queued parts go when it is ejected (failover) or removed: the
     /// pipelines of its exporter, which route them again.
     rerouter: RefCell<Option<Rerouter>>,
+    /// Calls in flight and parts waiting, per path.
+    coalescers: RefCell<Vec<(&'static str, Coalescer<Waiter>)>>,
 }
 
 /// Routes an already acknowledged part again (see [`Backend::reroute_queue`]).
@@ -112,6 +119,7 @@ impl Backend {
             ejected: Cell::new(false),
             probing: Cell::new(false),
             rerouter: RefCell::new(None),
+            coalescers: RefCell::new(Vec::new()),
         })
     }
 
@@ -120,12 +128,42 @@ impl Backend {
         let (generation, send) = self.sender().await?;
         let uri = self.uri(path)?;
         let result = call::export(send, uri, framed, self.settings.timeout, &self.settings.call).await;
-        // A timed-out connection may be black-holed (no RST, no FIN): the next request dials
-        // afresh, while streams still running on the old one finish on it.
+        self.after_call(generation, result)
+    }
+
+    /// [`Self::export`] of one message given as `chunks` (prefix first): sent without a copy,
+    /// or joined first when the exporter compresses.
+    pub async fn export_chunks(self: &Rc<Self>, path: &'static str, chunks: Vec<Bytes>) -> Result<Bytes, ExportError> {
+        if self.settings.call.compression != crate::compression::Encoding::Identity {
+            return self.export(path, Bytes::from(chunks.concat())).await;
+        }
+        let (generation, send) = self.sender().await?;
+        let uri = self.uri(path)?;
+        let (timeout, headers) = (self.settings.timeout, &self.settings.call.headers);
+        let result = call::unary_chunks(send, uri, chunks, timeout, headers).await;
+        self.after_call(generation, result)
+    }
+
+    /// A timed-out connection may be black-holed (no RST, no FIN): the next request dials
+    /// afresh, while streams still running on the old one finish on it.
+    fn after_call(&self, generation: u64, result: Result<Bytes, ExportError>) -> Result<Bytes, ExportError> {
         if matches!(result, Err(ExportError::ConnectionLost(_) | ExportError::Timeout(_))) {
             self.forget(generation);
         }
         result
+    }
+
+    /// Runs `f` on the coalescer of `path`, made on first use.
+    pub(super) fn coalescer<R>(&self, path: &'static str, f: impl FnOnce(&mut Coalescer<Waiter>) -> R) -> R {
+        let mut all = self.coalescers.borrow_mut();
+        let at = match all.iter().position(|(p, _)| *p == path) {
+            Some(at) => at,
+            None => {
+                all.push((path, Coalescer::new(self.settings.coalesce)));
+                all.len() - 1
+            }
+        };
+        f(&mut all[at].1)
     }
 
     /// The request URI for `path`, built once per path (a clone is a refcount bump).

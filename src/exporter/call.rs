@@ -115,13 +115,40 @@ pub async fn unary_with(
     timeout: Duration,
     headers: &HeaderMap,
 ) -> Result<Bytes, ExportError> {
-    match glommio::timer::timeout(timeout, async { Ok(call(send, uri, framed, headers).await) }).await {
+    timed_call(send, uri, [framed], timeout, headers).await
+}
+
+/// [`unary_with`] with the message in `chunks` (a prefix, then the pieces of the message),
+/// sent as they are: no copy.
+pub async fn unary_chunks(
+    send: SendRequest<Bytes>,
+    uri: Uri,
+    chunks: Vec<Bytes>,
+    timeout: Duration,
+    headers: &HeaderMap,
+) -> Result<Bytes, ExportError> {
+    timed_call(send, uri, chunks, timeout, headers).await
+}
+
+async fn timed_call(
+    send: SendRequest<Bytes>,
+    uri: Uri,
+    body: impl IntoIterator<Item = Bytes>,
+    timeout: Duration,
+    headers: &HeaderMap,
+) -> Result<Bytes, ExportError> {
+    match glommio::timer::timeout(timeout, async { Ok(call(send, uri, body, headers).await) }).await {
         Ok(result) => result,
         Err(_) => Err(ExportError::Timeout(timeout)),
     }
 }
 
-async fn call(send: SendRequest<Bytes>, uri: Uri, framed: Bytes, headers: &HeaderMap) -> Result<Bytes, ExportError> {
+async fn call(
+    send: SendRequest<Bytes>,
+    uri: Uri,
+    body: impl IntoIterator<Item = Bytes>,
+    headers: &HeaderMap,
+) -> Result<Bytes, ExportError> {
     let mut send = send.ready().await.map_err(lost)?;
     let mut req = Request::post(uri)
         .header("content-type", "application/grpc")
@@ -129,8 +156,11 @@ async fn call(send: SendRequest<Bytes>, uri: Uri, framed: Bytes, headers: &Heade
         .body(())
         .map_err(|_| ExportError::BadResponse("invalid request URI"))?;
     req.headers_mut().extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let (response, mut body) = send.send_request(req, false).map_err(lost)?;
-    body.send_data(framed, true).map_err(lost)?;
+    let (response, mut stream) = send.send_request(req, false).map_err(lost)?;
+    let mut chunks = body.into_iter().peekable();
+    while let Some(chunk) = chunks.next() {
+        stream.send_data(chunk, chunks.peek().is_none()).map_err(lost)?;
+    }
     let response = response.await.map_err(lost)?;
     read_response(response).await
 }

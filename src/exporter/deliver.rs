@@ -52,7 +52,7 @@ fn skip_while_ejected(backend: &Backend) -> Option<ExportError> {
 /// One attempt, counted in telemetry and in the backend's health.
 async fn attempt(backend: &Rc<Backend>, part: &NewPart) -> Result<Bytes, ExportError> {
     let meter = PartMeter::start(part.exporter, part.signal, part.items);
-    let result = backend.export(part.path, part.framed.clone()).await;
+    let result = backend.send_part(part.path, part.framed.clone()).await;
     meter.finish(&backend.name, &result);
     record(backend, result.as_ref().map(|_| ()));
     result

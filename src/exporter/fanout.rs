@@ -24,6 +24,7 @@ pub async fn forward(
 ) -> Result<Bytes, Status> {
     let signal = crate::grpc::signal_of(path).unwrap_or(crate::config::Signal::Traces);
     let reservations = reserve(backends, &parts)?;
+    let items: i64 = parts.iter().map(|p| i64::from(p.items)).sum();
     let tasks: Vec<_> = parts
         .into_iter()
         .zip(reservations)
@@ -41,6 +42,9 @@ pub async fn forward(
             Err(status) => failures.push(status),
         }
     }
+    // A coalesced call's partial success covers its whole batch: it cannot be attributed,
+    // so each request hears its message and at most its own item count.
+    merged.rejected = merged.rejected.min(items);
     match worst(failures) {
         Some(status) => Err(status),
         None => Ok(merged.to_framed()),

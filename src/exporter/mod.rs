@@ -3,10 +3,12 @@
 pub mod backend;
 pub mod backoff;
 pub mod call;
+pub mod coalesce;
 pub mod deliver;
 pub mod error;
 pub mod fanout;
 pub mod health;
+mod merge;
 pub mod retry;
 pub mod single_flight;
 

@@ -177,6 +177,7 @@ fn exporter_spec(id: &ComponentId, exporter: &Exporter) -> Result<ExporterSpec, 
             eject_after: lb.resilience.eject_after,
             probe_interval: lb.resilience.probe_interval,
             failover: lb.resilience.mode == ResilienceMode::Failover,
+            coalesce: lb.coalesce,
             ..Default::default()
         },
         Exporter::Otlp(otlp) => BackendSettings { timeout: otlp.timeout, ..Default::default() },

@@ -458,3 +458,21 @@ fn retry_and_queue_errors_name_their_paths() {
     }
     assert_eq!(errors.len(), 6, "{errors:?}");
 }
+
+#[test]
+fn coalesce_extension_parses_with_defaults_and_errors_name_their_paths() {
+    let defaults = crate::config::CoalesceLimits::default();
+    assert_eq!((defaults.max_in_flight, defaults.max_bytes), (4, 1 << 20));
+    assert_eq!(lb_with("").coalesce, defaults);
+    let lb = lb_with("    coalesce:\n      max_in_flight: 0\n      max_size_mib: 3\n");
+    assert_eq!((lb.coalesce.max_in_flight, lb.coalesce.max_bytes), (0, 3 << 20));
+    let bad = "    coalesce:\n      max_in_flight: -1\n      max_size_mib: 0\n      batch: 5\n";
+    let errors = errors_of(&exporter_yaml("loadbalancing", &format!("{INSECURE}{STATIC_A}{bad}")));
+    let paths: Vec<_> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    let at = |k: &str| format!("exporters.loadbalancing.coalesce.{k}");
+    assert_eq!(paths, [at("max_in_flight"), at("max_size_mib"), at("batch")], "{errors:?}");
+    let config = ok(&lb_pipeline_yaml("    coalesce:\n      max_in_flight: 7\n", "traces"));
+    let yaml = crate::config::effective_yaml(&config);
+    assert!(yaml.contains("max_in_flight: 7") && yaml.contains("max_size_mib: 1"), "{yaml}");
+    assert_eq!(ok(&yaml).exporters, config.exporters, "print-config reads back");
+}

@@ -277,6 +277,14 @@ fn variants(b: &Bench, work: &std::path::Path, r: &mut Results) -> Result<()> {
     let full = load.clone().run(bin, cpu, pid)?;
     let fixed = load.rate(rate).run(bin, cpu, pid)?;
     r.variants.push(Variant { name: "gRPC, gzip export (the Collector's default)", full, fixed });
+    drop(gz);
+    let off = "    coalesce:\n      max_in_flight: 0\n";
+    let alone = Gateway::start_with(bin, work, &b.sinks, &b.opts.proxy_cpu.to_string(), "none", off)?;
+    eprintln!("e2e: variant coalescing off");
+    let (load, pid) = (Load::new(alone.grpc, secs), Some(alone.proc.pid()));
+    let full = load.clone().run(bin, cpu, pid)?;
+    let fixed = load.rate(rate).run(bin, cpu, pid)?;
+    r.variants.push(Variant { name: "gRPC, coalescing off (`coalesce.max_in_flight: 0`)", full, fixed });
     Ok(())
 }
 

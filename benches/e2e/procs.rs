@@ -133,9 +133,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(bin: &Path, work: &Path, sinks: &Sinks, cores: &str, export: &str) -> Result<Gateway> {
+        Gateway::start_with(bin, work, sinks, cores, export, "")
+    }
+
+    /// [`Gateway::start`] with `extra` (YAML lines indented 4) in the load balancer's section.
+    pub fn start_with(bin: &Path, work: &Path, sinks: &Sinks, cores: &str, export: &str, extra: &str) -> Result<Gateway> {
         let (grpc, http, metrics) = (free_port()?, free_port()?, free_port()?);
         let config = work.join(format!("gateway-{grpc}.yaml"));
-        std::fs::write(&config, gateway_yaml(grpc, http, metrics, &sinks.ports, export))?;
+        std::fs::write(&config, gateway_yaml(grpc, http, metrics, &sinks.ports, export, extra))?;
         let mut cmd = Command::new(bin);
         pin(&mut cmd, &cpu_list(cores)).arg("run").arg("--config").arg(&config).args(["--cores", cores]);
         let proc = Proc::spawn(&mut cmd, &config.with_extension("log"))?;
@@ -146,12 +151,12 @@ impl Gateway {
 
 /// The gateway's config: the Collector gateway docs' static resolver example, with the
 /// export compression given (`none` to compare with nginx, which forwards bytes as they came).
-fn gateway_yaml(grpc: u16, http: u16, metrics: u16, sinks: &[u16; 3], export: &str) -> String {
+fn gateway_yaml(grpc: u16, http: u16, metrics: u16, sinks: &[u16; 3], export: &str, extra: &str) -> String {
     let hosts = sinks.map(|p| format!("127.0.0.1:{p}")).join(", ");
     format!(
         "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n      http:\n        endpoint: 127.0.0.1:{http}\n\
          exporters:\n  loadbalancing:\n    protocol:\n      otlp:\n        compression: {export}\n        tls:\n          insecure: true\n\
-         \x20   resolver:\n      static:\n        hostnames: [{hosts}]\n\
+         \x20   resolver:\n      static:\n        hostnames: [{hosts}]\n{extra}\
          service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{metrics}\n    logs:\n      level: warn\n\
          \x20 pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n"
     )

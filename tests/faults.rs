@@ -8,6 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::traces::TraceTally;
 use common::{ConfigBuilder, connect, export, metric, on_client, wait_until};
 use glommio::Placement;
 use otlp_gateway::grpc::Code;
@@ -44,9 +45,7 @@ fn load(target: SocketAddr, ms: u64) -> std::thread::JoinHandle<Report> {
 /// Traces received more than once per span (a span is duplicated when its trace has more than
 /// `PER_TRACE` spans on one sink), as (traces, extra spans).
 fn duplicates(sink: &Sink) -> (usize, u64) {
-    let over: Vec<u64> =
-        sink.stats.iter().flat_map(|s| s.traces().into_values()).filter(|&n| n > PER_TRACE as u64).collect();
-    (over.len(), over.iter().map(|n| n - PER_TRACE as u64).sum())
+    TraceTally::of(&[sink]).repeated(PER_TRACE as u64)
 }
 
 /// The value of one series on the gateway's `/metrics`.
@@ -124,13 +123,7 @@ fn a_killed_and_restarted_backend_loses_nothing_acknowledged() {
 
 /// Spans received, counting each trace at most `PER_TRACE` times (duplicates left out).
 fn unique_spans(sinks: &[&Sink]) -> u64 {
-    let mut all = std::collections::HashMap::new();
-    for s in sinks.iter().flat_map(|s| s.stats.iter()) {
-        for (trace, n) in s.traces() {
-            *all.entry(trace).or_insert(0) += n;
-        }
-    }
-    all.into_values().map(|n| n.min(PER_TRACE as u64)).sum()
+    TraceTally::of(sinks).unique_spans(PER_TRACE as u64)
 }
 
 /// The process's peak resident memory (gateway, sinks and load generator together), in MiB.

@@ -7,6 +7,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use common::traces::TraceTally;
 use common::{ConfigBuilder, connect, export, on_client, sinks, wait_until};
 use otlp_gateway::tools::dnsserver::DnsServer;
 use otlp_gateway::tools::loadgen::{self, LoadgenOpts};
@@ -39,17 +40,6 @@ fn until_routing(addr: SocketAddr) -> bool {
         }
         false
     })
-}
-
-/// Traces found on more than one backend or with more than `per_trace` spans. Membership
-/// changes move keys, but a request's traces move whole and nothing is sent twice.
-fn traces_split_or_repeated(sink: &otlp_gateway::tools::sink::Sink, per_trace: u64) -> usize {
-    let mut seen: std::collections::HashMap<Vec<u8>, (u64, u32)> = Default::default();
-    for (trace, n) in sink.stats.iter().flat_map(|s| s.traces()) {
-        let e = seen.entry(trace).or_default();
-        *e = (e.0 + n, e.1 + 1);
-    }
-    seen.values().filter(|(n, backends)| *backends > 1 || *n > per_trace).count()
 }
 
 #[test]
@@ -96,6 +86,7 @@ fn backends_join_leave_and_are_replaced_under_load_without_loss() {
     assert_eq!(report.requests_failed, 0, "{:?}", report.errors);
     assert_eq!(sink.total_spans(), probes + report.spans_ok, "every acknowledged span arrived exactly once");
     assert!(sink.stats[0].spans() > left, "a replaced-in backend gets traffic again");
-    assert_eq!(traces_split_or_repeated(&sink, 5), 0, "each trace whole on one backend, once");
+    // Membership changes move keys, but a request's traces move whole and nothing is sent twice.
+    assert_eq!(TraceTally::of(&[&sink]).split_or_repeated(5), 0, "each trace whole on one backend, once");
     sink.stop();
 }

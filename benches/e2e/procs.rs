@@ -137,7 +137,14 @@ impl Gateway {
     }
 
     /// [`Gateway::start`] with `extra` (YAML lines indented 4) in the load balancer's section.
-    pub fn start_with(bin: &Path, work: &Path, sinks: &Sinks, cores: &str, export: &str, extra: &str) -> Result<Gateway> {
+    pub fn start_with(
+        bin: &Path,
+        work: &Path,
+        sinks: &Sinks,
+        cores: &str,
+        export: &str,
+        extra: &str,
+    ) -> Result<Gateway> {
         let (grpc, http, metrics) = (free_port()?, free_port()?, free_port()?);
         let config = work.join(format!("gateway-{grpc}.yaml"));
         std::fs::write(&config, gateway_yaml(grpc, http, metrics, &sinks.ports, export, extra))?;

@@ -5,6 +5,7 @@
 pub mod attack;
 pub mod certs;
 pub mod http1;
+pub mod traces;
 
 use std::future::Future;
 use std::net::SocketAddr;

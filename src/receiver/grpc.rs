@@ -20,6 +20,7 @@ use super::budget::{ByteBudget, Held};
 use super::h2guard::Guarded;
 use super::lifecycle::drive_h2;
 use super::limits::{ConnSlots, ConnTimeouts};
+use super::window::WindowShare;
 use crate::compression::{DecodeError, Encoding};
 use crate::grpc::{Code, Status, UnaryReader};
 use crate::runtime::io::TokioIo;
@@ -74,12 +75,15 @@ pub struct ConnOptions {
     pub timeouts: ConnTimeouts,
     /// The core's connection slots, shared by all its listeners.
     pub slots: Rc<ConnSlots>,
+    /// The core's HTTP/2 receive windows, shared by all its listeners.
+    pub windows: Rc<WindowShare>,
 }
 
 impl ConnOptions {
-    /// Options with no idle or age limit.
+    /// Options with no idle or age limit, and full windows on every connection (no pool).
     pub fn new(max_streams: u32, slots: Rc<ConnSlots>) -> Self {
-        ConnOptions { max_streams, timeouts: ConnTimeouts::default(), slots }
+        let windows = WindowShare::new(usize::MAX);
+        ConnOptions { max_streams, timeouts: ConnTimeouts::default(), slots, windows }
     }
 }
 
@@ -144,15 +148,17 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, op
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
     let tls = service.tls();
+    let window = opts.windows.open();
+    let h2 = tuning::h2_server(opts.max_streams, window.size(), window.stream_size());
     let handshake = async {
         let Ok(io) = crate::tls::accept(TokioIo::new(tcp), tls).await else { return Ok(None) };
-        Ok(tuning::h2_server(opts.max_streams).handshake::<_, Bytes>(Guarded::new(io)).await.ok())
+        Ok(h2.handshake::<_, Bytes>(Guarded::new(io)).await.ok())
     };
     // The TLS handshake and the HTTP/2 preface share one deadline.
     let Ok(Some(conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
         return;
     };
-    drive_h2(conn, shutdown, opts.timeouts, move |req, respond, busy| {
+    drive_h2(conn, window, shutdown, opts.timeouts, move |req, respond, busy| {
         let service = service.clone();
         let stream = async move {
             handle(req, respond, &*service).await;

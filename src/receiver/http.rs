@@ -26,6 +26,7 @@ use super::h2guard::Guarded;
 use super::http_json;
 use super::lifecycle::{Leave, leave};
 use super::limits::{Activity, DEFAULT_GOAWAY_GRACE, within_grace};
+use super::window::ConnWindow;
 use crate::compression::{DecodeError, Encoding};
 use crate::config::Signal;
 use crate::grpc::{Code, Status, export_path};
@@ -179,15 +180,17 @@ pub async fn serve<S: GrpcService>(
     .await
 }
 
-fn builder(limits: &Limits) -> auto::Builder<LocalExec> {
+/// hyper takes h2c's windows only when a connection starts: `window`'s, which stays the
+/// connection's for its life (it does not grow, unlike the gRPC receiver's).
+fn builder(limits: &Limits, window: &ConnWindow) -> auto::Builder<LocalExec> {
     let mut b = auto::Builder::new(LocalExec);
     // The body deadline is ours (REQUEST_READ_TIMEOUT); the header deadline is hyper's.
     b.http1().keep_alive(true).timer(LocalTimer).header_read_timeout(limits.header_timeout);
     // h2c gets the gRPC receiver's limits (runtime/tuning.rs).
     b.http2()
         .max_concurrent_streams(limits.conn.max_streams)
-        .initial_stream_window_size(tuning::STREAM_WINDOW)
-        .initial_connection_window_size(tuning::CONN_WINDOW)
+        .initial_stream_window_size(window.stream_size())
+        .initial_connection_window_size(window.size())
         .max_frame_size(tuning::MAX_FRAME)
         .max_header_list_size(tuning::MAX_HEADER_LIST)
         .max_pending_accept_reset_streams(tuning::MAX_PENDING_RESETS)
@@ -214,7 +217,9 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
             Ok::<_, Infallible>(reply)
         }
     });
-    let builder = builder(&limits);
+    // HTTP/1.1 connections take a window too (hyper tells the protocol only from the preface).
+    let window = limits.conn.windows.open();
+    let builder = builder(&limits, &window);
     let conn = builder.serve_connection(io, handler);
     let mut conn = std::pin::pin!(conn);
     let stop = async { Some(leave(&shutdown, &activity, limits.conn.timeouts).await) };

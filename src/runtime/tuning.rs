@@ -6,17 +6,20 @@
 
 /// Per-stream receive window: one 4 MiB request fits without waiting for WINDOW_UPDATE.
 pub const STREAM_WINDOW: u32 = 4 << 20;
-/// Per-connection receive window: several large requests in flight at once.
+/// Per-connection receive window: several large requests in flight at once. A receiver
+/// connection gets at most this, from its core's window pool (`receiver/window.rs`).
 pub const CONN_WINDOW: u32 = 16 << 20;
 /// Largest frame we accept; larger frames mean fewer frame headers and wakeups per request.
 pub const MAX_FRAME: u32 = 256 << 10;
 /// Header lists larger than this are refused (gRPC headers are a few hundred bytes).
 pub const MAX_HEADER_LIST: u32 = 16 << 10;
 
-pub fn h2_server(max_concurrent_streams: u32) -> h2::server::Builder {
+/// The receivers' HTTP/2 settings. `window` and `stream_window` come from the core's window
+/// pool (`receiver/window.rs`): at most `CONN_WINDOW` and `STREAM_WINDOW`.
+pub fn h2_server(max_concurrent_streams: u32, window: u32, stream_window: u32) -> h2::server::Builder {
     let mut b = h2::server::Builder::new();
-    b.initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONN_WINDOW)
+    b.initial_window_size(stream_window)
+        .initial_connection_window_size(window)
         .max_frame_size(MAX_FRAME)
         .max_header_list_size(MAX_HEADER_LIST)
         .max_concurrent_streams(max_concurrent_streams)

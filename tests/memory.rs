@@ -91,6 +91,9 @@ fn outcome(result: Result<Bytes, ExportError>) -> usize {
     match result {
         Ok(_) => 0,
         Err(ExportError::Rejected(s)) if s.code == Code::ResourceExhausted => 1,
-        Err(_) => 2,
+        Err(e) => {
+            eprintln!("other error: {e}");
+            2
+        }
     }
 }

@@ -20,7 +20,7 @@ use super::budget::{ByteBudget, Held};
 use super::h2guard::Guarded;
 use super::lifecycle::drive_h2;
 use super::limits::{ConnSlots, ConnTimeouts};
-use super::window::WindowShare;
+use super::window::{Consumed, WindowShare};
 use crate::compression::{DecodeError, Encoding};
 use crate::grpc::{Code, Status, UnaryReader};
 use crate::runtime::io::TokioIo;
@@ -158,10 +158,11 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, op
     let Ok(Some(conn)) = glommio::timer::timeout(tuning::HANDSHAKE_TIMEOUT, handshake).await else {
         return;
     };
+    let consumed = window.consumed();
     drive_h2(conn, window, shutdown, opts.timeouts, move |req, respond, busy| {
-        let service = service.clone();
+        let (service, consumed) = (service.clone(), consumed.clone());
         let stream = async move {
-            handle(req, respond, &*service).await;
+            handle(req, respond, &*service, &consumed).await;
             drop(busy);
         };
         glommio::spawn_local(stream).detach();
@@ -169,19 +170,26 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, op
     .await
 }
 
-async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<Bytes>, service: &S) {
+/// Serves one stream; the body bytes it reads are added to its connection's `consumed`.
+async fn handle<S: GrpcService>(
+    req: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    service: &S,
+    consumed: &Consumed,
+) {
     let _live = crate::telemetry::Live::stream();
-    match call(req, service).await {
+    match call(req, service, consumed).await {
         Ok(body) => send_ok(respond, body),
         Err(Refusal::Grpc(status)) => send_status(respond, &status),
         Err(Refusal::Http(code)) => send_http(respond, code),
     }
 }
 
-async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S) -> Result<Bytes, Refusal> {
+async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S, consumed: &Consumed) -> Result<Bytes, Refusal> {
     let (method, encoding) = check_head(&req, service)?;
     let mut held = service.budget().hold();
-    let read = async { Ok(read_message(req.into_body(), service.max_recv(), service.budget(), &mut held).await) };
+    let body = (req.into_body(), consumed);
+    let read = async { Ok(read_message(body, service.max_recv(), service.budget(), &mut held).await) };
     let framed = match glommio::timer::timeout(tuning::REQUEST_READ_TIMEOUT, read).await {
         Ok(framed) => framed?,
         Err(_) => return Err(Status::new(Code::DeadlineExceeded, "request body did not arrive in time").into()),
@@ -247,7 +255,7 @@ fn inflate(framed: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, Sta
 /// Reads the request's one message, refusing it as soon as it is known to be too large or
 /// the core's request memory is spent.
 async fn read_message(
-    mut body: RecvStream,
+    (mut body, consumed): (RecvStream, &Consumed),
     limit: usize,
     budget: &ByteBudget,
     held: &mut Held<'_>,
@@ -259,6 +267,7 @@ async fn read_message(
             return Err(over_budget(budget));
         }
         let _ = body.flow_control().release_capacity(chunk.len());
+        consumed.add(chunk.len());
         reader.push(chunk)?;
     }
     reader.finish()

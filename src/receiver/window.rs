@@ -10,11 +10,13 @@
 //!
 //! A connection's window is taken when it opens, as `min(fair share, what is left)`, where the
 //! fair share is `pool / max(open connections, 4)` clamped to [`MIN_WINDOW`, `CONN_WINDOW`]
-//! (the first connection alone does not take the whole pool); it may grow
-//! towards the fair share later, from what is left; it goes back to the pool when the
-//! connection closes. Windows are never lowered to make room for others: HTTP/2 cannot take
-//! back credit already granted (a lower target only withholds WINDOW_UPDATEs until the peer
-//! has used its credit), so a lowered window would not free its bytes when the pool says so.
+//! (the first connection alone does not take the whole pool). As connections come and go, a
+//! gRPC connection is rebalanced between streams ([`ConnWindow::rebalance`]): grown towards
+//! the fair share from what is left, or lowered to it. HTTP/2 cannot take back credit already
+//! granted (a lower target only withholds WINDOW_UPDATEs until the peer has used it), so a
+//! lowered window's former credit stays taken from the pool until the connection's handlers
+//! have read that many bytes ([`Consumed`]); everything goes back when the connection closes.
+//! h2c connections (through hyper) keep the window they opened with.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -82,7 +84,18 @@ impl WindowShare {
         self.open.set(self.open.get() + 1);
         let size = self.fair().min(self.left()).max(MIN_WINDOW);
         self.taken.set(self.taken.get() + size);
-        ConnWindow { share: self.clone(), size }
+        ConnWindow { share: self.clone(), size, draining: 0, consumed: Consumed::default(), seen: 0 }
+    }
+}
+
+/// Request bytes a connection's stream handlers have read and released to h2: what lets a
+/// lowered window give its former credit back to the pool.
+#[derive(Debug, Clone, Default)]
+pub struct Consumed(Rc<Cell<usize>>);
+
+impl Consumed {
+    pub fn add(&self, n: usize) {
+        self.0.set(self.0.get().wrapping_add(n));
     }
 }
 
@@ -91,6 +104,13 @@ impl WindowShare {
 pub struct ConnWindow {
     share: Rc<WindowShare>,
     size: usize,
+    /// Credit granted before the window was lowered, which the peer may still use: taken from
+    /// the pool until the handlers have read as much (bytes of streams h2 dropped unread are
+    /// not counted, so this errs on the side of holding the pool).
+    draining: usize,
+    consumed: Consumed,
+    /// `consumed` when last settled.
+    seen: usize,
 }
 
 impl ConnWindow {
@@ -105,9 +125,36 @@ impl ConnWindow {
         STREAM_WINDOW.min(self.size())
     }
 
-    /// Grows the window towards the fair share from what the pool has left; the new size if
-    /// it grew (to apply with `set_target_window_size`), else `None`.
-    pub fn grow(&mut self) -> Option<u32> {
+    /// The counter the connection's stream handlers add the bytes they read to.
+    pub fn consumed(&self) -> Consumed {
+        self.consumed.clone()
+    }
+
+    /// The window this connection should have now, if it changed (to apply with
+    /// `set_target_window_size`): lowered to the fair share when above it (the credit it had
+    /// granted stays taken from the pool until read), or grown towards it from what is left.
+    pub fn rebalance(&mut self) -> Option<u32> {
+        self.settle();
+        let fair = self.share.fair();
+        if self.size <= fair {
+            return self.grow();
+        }
+        self.draining += self.size - fair;
+        self.size = fair;
+        Some(self.size())
+    }
+
+    /// Returns to the pool what the handlers have read of the credit granted before lowering.
+    fn settle(&mut self) {
+        let total = self.consumed.0.get();
+        let freed = total.wrapping_sub(self.seen).min(self.draining);
+        self.seen = total;
+        self.draining -= freed;
+        self.share.taken.set(self.share.taken.get() - freed);
+    }
+
+    /// Grows the window towards the fair share from what the pool has left.
+    fn grow(&mut self) -> Option<u32> {
         let want = self.share.fair().saturating_sub(self.size).min(self.share.left());
         if want == 0 {
             return None;
@@ -121,7 +168,7 @@ impl ConnWindow {
 impl Drop for ConnWindow {
     fn drop(&mut self) {
         let share = &self.share;
-        share.taken.set(share.taken.get() - self.size);
+        share.taken.set(share.taken.get() - self.size - self.draining);
         share.open.set(share.open.get() - 1);
     }
 }
@@ -173,11 +220,30 @@ mod tests {
         let first: Vec<ConnWindow> = (0..4).map(|_| share.open()).collect();
         let mut late = share.open();
         assert_eq!(late.size(), MIN_WINDOW as u32);
-        assert_eq!(late.grow(), None, "nothing left");
+        assert_eq!(late.rebalance(), None, "nothing left");
         drop(first);
-        assert_eq!(late.grow(), Some(MIB as u32), "a quarter of the pool");
+        assert_eq!(late.rebalance(), Some(MIB as u32), "a quarter of the pool");
         assert_eq!(share.taken(), MIB);
-        assert_eq!(late.grow(), None);
+        assert_eq!(late.rebalance(), None);
+    }
+
+    #[test]
+    fn a_lowered_window_returns_its_credit_to_the_pool_as_it_is_read() {
+        let share = WindowShare::new(64 * MIB);
+        let mut first = share.open();
+        let _others: Vec<ConnWindow> = (0..7).map(|_| share.open()).collect();
+        let taken = share.taken();
+        assert_eq!(first.size(), CONN_WINDOW);
+        assert_eq!(first.rebalance(), Some(8 * MIB as u32), "lowered to 64 MiB / 8");
+        assert_eq!(share.taken(), taken, "its former credit is still out");
+        first.consumed().add(5 * MIB);
+        assert_eq!(first.rebalance(), None);
+        assert_eq!(share.taken(), taken - 5 * MIB, "read: back in the pool");
+        first.consumed().add(10 * MIB);
+        first.rebalance();
+        assert_eq!(share.taken(), taken - 8 * MIB, "no more than it had granted above its window");
+        drop(first);
+        assert_eq!(share.taken(), taken - 16 * MIB);
     }
 
     #[test]
@@ -186,7 +252,7 @@ mod tests {
         let a = share.open();
         share.set_pool(16 * MIB);
         let b = share.open();
-        assert_eq!(a.size(), CONN_WINDOW, "kept");
+        assert_eq!(a.size(), CONN_WINDOW, "kept until rebalanced");
         assert_eq!(b.size(), MIN_WINDOW as u32, "nothing left of the new pool");
         drop(a);
         assert_eq!(share.open().size(), 4 * MIB as u32, "a quarter of the 16 MiB pool");

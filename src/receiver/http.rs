@@ -7,6 +7,7 @@
 //! carries partial success; errors are `google.rpc.Status` bodies, with `Retry-After` only on
 //! the codes where a retry can succeed (429, 503).
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::rc::Rc;
 use std::time::Duration;
@@ -209,7 +210,15 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
     let io = hyper_util::rt::TokioIo::new(Guarded::new(io));
     let activity = Activity::new();
     let busy = activity.clone();
+    // hyper tells HTTP/1.1 from h2c only by the first bytes, so every connection takes a
+    // window; an HTTP/1.1 one gives it back to the pool with its first request.
+    let window = limits.conn.windows.open();
+    let builder = builder(&limits, &window);
+    let window = RefCell::new(Some(window));
     let handler = hyper::service::service_fn(move |req| {
+        if req.version() != http::Version::HTTP_2 {
+            drop(window.borrow_mut().take());
+        }
         let (service, busy) = (service.clone(), busy.busy());
         async move {
             let reply = handle(req, &*service).await;
@@ -217,9 +226,6 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
             Ok::<_, Infallible>(reply)
         }
     });
-    // HTTP/1.1 connections take a window too (hyper tells the protocol only from the preface).
-    let window = limits.conn.windows.open();
-    let builder = builder(&limits, &window);
     let conn = builder.serve_connection(io, handler);
     let mut conn = std::pin::pin!(conn);
     let stop = async { Some(leave(&shutdown, &activity, limits.conn.timeouts).await) };

@@ -20,6 +20,7 @@ use super::budget::{ByteBudget, Held};
 use super::h2guard::Guarded;
 use super::lifecycle::drive_h2;
 use super::limits::{ConnSlots, ConnTimeouts, ProtocolLimits};
+use super::window::{Consumed, WindowShare};
 use crate::compression::{DecodeError, Encoding};
 use crate::grpc::{Code, Status, UnaryReader};
 use crate::runtime::io::TokioIo;
@@ -76,12 +77,16 @@ pub struct ConnOptions {
     pub slots: Rc<ConnSlots>,
     /// Handshake and body deadlines, HTTP/2 limits.
     pub limits: ProtocolLimits,
+    /// The core's HTTP/2 receive windows, shared by all its listeners.
+    pub windows: Rc<WindowShare>,
 }
 
 impl ConnOptions {
-    /// Options with no idle or age limit, and default protocol limits.
+    /// Options with no idle or age limit, default protocol limits, and full windows on every
+    /// connection (no pool).
     pub fn new(max_streams: u32, slots: Rc<ConnSlots>) -> Self {
-        ConnOptions { max_streams, timeouts: ConnTimeouts::default(), slots, limits: ProtocolLimits::default() }
+        let (limits, windows) = (ProtocolLimits::default(), WindowShare::new(usize::MAX));
+        ConnOptions { max_streams, timeouts: ConnTimeouts::default(), slots, limits, windows }
     }
 }
 
@@ -146,19 +151,21 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, op
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
     let (tls, limits) = (service.tls(), opts.limits);
+    let window = opts.windows.open();
+    let h2 = tuning::h2_server(opts.max_streams, &limits, window.size(), window.stream_size());
     let handshake = async {
         let Ok(io) = crate::tls::accept(TokioIo::new(tcp), tls).await else { return Ok(None) };
-        let io = Guarded::new(io, limits.max_control_frames);
-        Ok(tuning::h2_server(opts.max_streams, &limits).handshake::<_, Bytes>(io).await.ok())
+        Ok(h2.handshake::<_, Bytes>(Guarded::new(io, limits.max_control_frames)).await.ok())
     };
     // The TLS handshake and the HTTP/2 preface share one deadline.
     let Ok(Some(conn)) = glommio::timer::timeout(limits.handshake_timeout, handshake).await else {
         return;
     };
-    drive_h2(conn, shutdown, opts.timeouts, move |req, respond, busy| {
-        let service = service.clone();
+    let consumed = window.consumed();
+    drive_h2(conn, window, shutdown, opts.timeouts, move |req, respond, busy| {
+        let (service, consumed) = (service.clone(), consumed.clone());
         let stream = async move {
-            handle(req, respond, &*service, limits.read_timeout).await;
+            handle(req, respond, &*service, limits.read_timeout, &consumed).await;
             drop(busy);
         };
         glommio::spawn_local(stream).detach();
@@ -166,9 +173,17 @@ pub async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, op
     .await
 }
 
-async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<Bytes>, service: &S, read: Duration) {
+/// Serves one stream within `read` for its body; the body bytes it reads are added to its
+/// connection's `consumed`.
+async fn handle<S: GrpcService>(
+    req: Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    service: &S,
+    read: Duration,
+    consumed: &Consumed,
+) {
     let _live = crate::telemetry::Live::stream();
-    match call(req, service, read).await {
+    match call(req, service, read, consumed).await {
         Ok(body) => send_ok(respond, body),
         Err(Refusal::Grpc(status)) => send_status(respond, &status),
         Err(Refusal::Http(code)) => send_http(respond, code),
@@ -176,10 +191,16 @@ async fn handle<S: GrpcService>(req: Request<RecvStream>, respond: SendResponse<
 }
 
 /// `read_timeout`: how long the body may take to arrive.
-async fn call<S: GrpcService>(req: Request<RecvStream>, service: &S, read_timeout: Duration) -> Result<Bytes, Refusal> {
+async fn call<S: GrpcService>(
+    req: Request<RecvStream>,
+    service: &S,
+    read_timeout: Duration,
+    consumed: &Consumed,
+) -> Result<Bytes, Refusal> {
     let (method, encoding) = check_head(&req, service)?;
     let mut held = service.budget().hold();
-    let read = async { Ok(read_message(req.into_body(), service.max_recv(), service.budget(), &mut held).await) };
+    let body = (req.into_body(), consumed);
+    let read = async { Ok(read_message(body, service.max_recv(), service.budget(), &mut held).await) };
     let framed = match glommio::timer::timeout(read_timeout, read).await {
         Ok(framed) => framed?,
         Err(_) => return Err(Status::new(Code::DeadlineExceeded, "request body did not arrive in time").into()),
@@ -245,7 +266,7 @@ fn inflate(framed: Bytes, encoding: Encoding, limit: usize) -> Result<Bytes, Sta
 /// Reads the request's one message, refusing it as soon as it is known to be too large or
 /// the core's request memory is spent.
 async fn read_message(
-    mut body: RecvStream,
+    (mut body, consumed): (RecvStream, &Consumed),
     limit: usize,
     budget: &ByteBudget,
     held: &mut Held<'_>,
@@ -257,6 +278,7 @@ async fn read_message(
             return Err(over_budget(budget));
         }
         let _ = body.flow_control().release_capacity(chunk.len());
+        consumed.add(chunk.len());
         reader.push(chunk)?;
     }
     reader.finish()

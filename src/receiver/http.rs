@@ -7,6 +7,7 @@
 //! carries partial success; errors are `google.rpc.Status` bodies, with `Retry-After` only on
 //! the codes where a retry can succeed (429, 503).
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::rc::Rc;
 use std::time::Duration;
@@ -26,12 +27,12 @@ use super::h2guard::Guarded;
 use super::http_json;
 use super::lifecycle::{Leave, leave};
 use super::limits::{Activity, DEFAULT_GOAWAY_GRACE, within_grace};
+use super::window::ConnWindow;
 use crate::compression::{DecodeError, Encoding};
 use crate::config::Signal;
 use crate::grpc::{Code, Status, export_path};
 use crate::runtime::io::TokioIo;
 use crate::runtime::shutdown::Shutdown;
-use crate::runtime::tuning;
 use crate::wire::GRPC_PREFIX;
 
 /// Seconds a client is told to wait before retrying a 429 or 503.
@@ -179,15 +180,17 @@ pub async fn serve<S: GrpcService>(
     .await
 }
 
-fn builder(limits: &Limits) -> auto::Builder<LocalExec> {
+/// hyper takes h2c's windows only when a connection starts: `window`'s, which stays the
+/// connection's for its life (it does not grow, unlike the gRPC receiver's).
+fn builder(limits: &Limits, window: &ConnWindow) -> auto::Builder<LocalExec> {
     let mut b = auto::Builder::new(LocalExec);
     // The body deadline is ours (`read_timeout`); the header deadline is hyper's.
     b.http1().keep_alive(true).timer(LocalTimer).header_read_timeout(limits.header_timeout);
     let h2 = &limits.conn.limits;
     b.http2()
         .max_concurrent_streams(limits.conn.max_streams)
-        .initial_stream_window_size(tuning::STREAM_WINDOW)
-        .initial_connection_window_size(tuning::CONN_WINDOW)
+        .initial_stream_window_size(window.stream_size())
+        .initial_connection_window_size(window.size())
         .max_frame_size(h2.max_frame_size)
         .max_header_list_size(h2.max_header_list_size)
         .max_pending_accept_reset_streams(h2.max_pending_reset_streams)
@@ -207,7 +210,15 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
     let io = hyper_util::rt::TokioIo::new(Guarded::new(io, h2.max_control_frames));
     let activity = Activity::new();
     let busy = activity.clone();
+    // hyper tells HTTP/1.1 from h2c only by the first bytes, so every connection takes a
+    // window; an HTTP/1.1 one gives it back to the pool with its first request.
+    let window = limits.conn.windows.open();
+    let builder = builder(&limits, &window);
+    let window = RefCell::new(Some(window));
     let handler = hyper::service::service_fn(move |req| {
+        if req.version() != http::Version::HTTP_2 {
+            drop(window.borrow_mut().take());
+        }
         let (service, busy) = (service.clone(), busy.busy());
         async move {
             let reply = handle(req, &*service, h2.read_timeout).await;
@@ -215,7 +226,6 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
             Ok::<_, Infallible>(reply)
         }
     });
-    let builder = builder(&limits);
     let conn = builder.serve_connection(io, handler);
     let mut conn = std::pin::pin!(conn);
     let stop = async { Some(leave(&shutdown, &activity, limits.conn.timeouts).await) };

@@ -10,5 +10,6 @@ pub mod http_json;
 pub mod lifecycle;
 pub mod limits;
 pub mod pipeline;
+pub mod window;
 
 pub use pipeline::{Pipeline, Topology};

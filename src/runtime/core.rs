@@ -23,6 +23,7 @@ use crate::receiver::budget::ByteBudget;
 use crate::receiver::grpc::{ConnOptions, GrpcService, serve};
 use crate::receiver::http;
 use crate::receiver::limits::{ConnSlots, ConnTimeouts, ProtocolLimits};
+use crate::receiver::window::{self, WindowShare};
 use crate::routing::Ring;
 
 /// The backend set as the control plane computed it: built once, replicated to every core.
@@ -108,8 +109,17 @@ pub struct CoreSpec {
     pub max_connections: usize,
     pub exporters: Vec<ExporterSpec>,
     pub pipelines: Vec<PipelineSpec>,
-    /// The core's request budget in bytes (`Config::request_memory`).
+    /// The core's request memory in bytes (`Config::request_memory`): its request budget and
+    /// its HTTP/2 window pool ([`CoreSpec::memory_split`]).
     pub request_memory: usize,
+}
+
+impl CoreSpec {
+    /// `request_memory` as (request budget, window pool): see `receiver/window.rs`.
+    pub fn memory_split(&self) -> (usize, usize) {
+        let largest = self.listeners.iter().map(|l| l.max_recv).max().unwrap_or(0);
+        window::split(self.request_memory, largest)
+    }
 }
 
 /// The gateway's service on one listener of one core (the HTTP receiver calls it with the
@@ -201,7 +211,8 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let _ = ready.send(Ok(()));
     let control = control.connect().await;
     let mut routing = Routing::new(spec.clone());
-    let budget = Rc::new(ByteBudget::new(spec.request_memory));
+    let (requests, pool) = spec.memory_split();
+    let (budget, windows) = (Rc::new(ByteBudget::new(requests)), WindowShare::new(pool));
     let (shutdown, gate) = (Shutdown::default(), Rc::new(Gate::new()));
     // Counters are kept per listener (receiver × transport); telemetry names them.
     let service = |(i, l): (usize, &ListenerSpec)| Rc::new(GatewayService::new(l, &routing.pipelines, &budget, i));
@@ -210,8 +221,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
     let acceptors: Vec<_> = (listeners.into_iter().zip(&spec.listeners).zip(&services))
         .map(|((tcp, l), service)| {
             let (service, shutdown, gate) = (service.clone(), shutdown.clone(), gate.clone());
+            let (slots, windows) = (slots.clone(), windows.clone());
             let (max_streams, timeouts, limits) = (l.max_streams, l.timeouts, l.limits);
-            let conn = ConnOptions { max_streams, timeouts, slots: slots.clone(), limits };
+            let conn = ConnOptions { max_streams, timeouts, slots, limits, windows };
             match l.kind {
                 ListenerKind::Grpc => glommio::spawn_local(serve(tcp, service, conn, shutdown, gate)),
                 ListenerKind::Http => {
@@ -225,7 +237,9 @@ pub async fn run(spec: CoreSpec, control: SharedReceiver<Control>, ready: std::s
         match control.recv().await {
             Some(Control::Backends { exporter, set }) => routing.set_backends(exporter, &set),
             Some(Control::Reload(spec)) => {
-                budget.set_limit(spec.request_memory);
+                let (requests, pool) = spec.memory_split();
+                budget.set_limit(requests);
+                windows.set_pool(pool);
                 routing = reload(&routing, &spec, &services, &slots);
             }
             Some(Control::Shutdown { drain }) => break drain,

@@ -8,7 +8,8 @@ use crate::receiver::limits::ProtocolLimits;
 
 /// Per-stream receive window: one 4 MiB request fits without waiting for WINDOW_UPDATE.
 pub const STREAM_WINDOW: u32 = 4 << 20;
-/// Per-connection receive window: several large requests in flight at once.
+/// Per-connection receive window: several large requests in flight at once. A receiver
+/// connection gets at most this, from its core's window pool (`receiver/window.rs`).
 pub const CONN_WINDOW: u32 = 16 << 20;
 /// Largest frame the exporter accepts from backends (receivers: `http2.max_frame_size`);
 /// larger frames mean fewer frame headers and wakeups per request.
@@ -17,11 +18,18 @@ pub const MAX_FRAME: u32 = 256 << 10;
 /// bytes; receivers: `http2.max_header_list_size`).
 pub const MAX_HEADER_LIST: u32 = 16 << 10;
 
-/// The receivers' HTTP/2 server, with a listener's configured limits.
-pub fn h2_server(max_concurrent_streams: u32, limits: &ProtocolLimits) -> h2::server::Builder {
+/// The receivers' HTTP/2 server, with a listener's configured limits. `window` and
+/// `stream_window` come from the core's window pool (`receiver/window.rs`): at most
+/// `CONN_WINDOW` and `STREAM_WINDOW`.
+pub fn h2_server(
+    max_concurrent_streams: u32,
+    limits: &ProtocolLimits,
+    window: u32,
+    stream_window: u32,
+) -> h2::server::Builder {
     let mut b = h2::server::Builder::new();
-    b.initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONN_WINDOW)
+    b.initial_window_size(stream_window)
+        .initial_connection_window_size(window)
         .max_frame_size(limits.max_frame_size)
         .max_header_list_size(limits.max_header_list_size)
         .max_concurrent_streams(max_concurrent_streams)

@@ -260,7 +260,7 @@ impl Exposition {
             ),
             (
                 "otlp_gateway_core_bytes_in_flight_peak",
-                "The most request bytes the core has held at once (compare with service.runtime.request_memory_mib).",
+                "The most request bytes the core has held at once (its limit: service.runtime.request_memory_mib less the HTTP/2 window pool, a quarter).",
             ),
         ];
         for (i, (name, help)) in gauges.iter().enumerate() {

@@ -1,6 +1,7 @@
-//! The gateway under attack: in this process, or, when `OTLP_GATEWAY_BIN` names a built
+//! The gateway under test: in this process, or, when `OTLP_GATEWAY_BIN` names a built
 //! gateway (`cargo build --release --bin otlp-gateway`), a child process on CPU 0 whose memory
 //! is the gateway's alone.
+#![allow(dead_code)] // tests/hostile.rs and tests/memory.rs each use part of it
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +31,12 @@ impl Target {
             Ok(bin) => child(&bin, config),
             Err(_) => here(config),
         }
+    }
+
+    /// Always a child process: `OTLP_GATEWAY_BIN`, or the gateway cargo built with the tests.
+    pub fn start_child(config: &ConfigBuilder) -> Target {
+        let built = env!("CARGO_BIN_EXE_otlp-gateway").to_string();
+        child(&std::env::var("OTLP_GATEWAY_BIN").unwrap_or(built), config)
     }
 
     pub fn is_child(&self) -> bool {

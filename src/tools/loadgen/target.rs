@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Request};
 use super::bodies::Protocol;
 use crate::compression::Encoding;
 use crate::exporter::call::{self, CallOptions};
+use crate::exporter::single_flight::SingleFlight;
 use crate::exporter::{Backend, BackendSettings, ExportError};
 use crate::grpc::TRACE_EXPORT;
 use crate::tls::BackendTls;
@@ -49,7 +50,12 @@ impl Target {
         }
         if protocol != Protocol::Grpc {
             headers.insert("content-type", HeaderValue::from_static(protocol.content_type()));
-            return Target::Http(HttpConn { addr, send: RefCell::new(None), headers });
+            return Target::Http(HttpConn {
+                addr,
+                send: RefCell::new(None),
+                headers,
+                connecting: SingleFlight::default(),
+            });
         }
         // Bodies arrive compressed already: the call only adds the header.
         let call = CallOptions { compression: Encoding::Identity, headers };
@@ -79,6 +85,9 @@ pub struct HttpConn {
     addr: SocketAddr,
     send: RefCell<Option<SendRequest<Bytes>>>,
     headers: HeaderMap,
+    /// One dial at a time: the streams that find no connection wait for it (as the exporter's
+    /// `Backend` does), instead of each dialling its own.
+    connecting: SingleFlight,
 }
 
 impl HttpConn {
@@ -96,6 +105,11 @@ impl HttpConn {
         if let Some(s) = self.send.borrow().clone() {
             return Ok(s);
         }
+        let Some(_turn) = self.connecting.try_begin() else {
+            self.connecting.wait_idle().await;
+            let dialled = self.send.borrow().clone();
+            return dialled.ok_or(Failure { reason: "cannot connect".into(), pause: Some(Duration::from_millis(100)) });
+        };
         match call::connect(self.addr, Duration::from_secs(1), || {}).await {
             Ok(s) => Ok(self.send.borrow_mut().insert(s).clone()),
             Err(e) => Err(Failure { reason: e, pause: Some(Duration::from_millis(100)) }),

@@ -20,7 +20,9 @@ pub struct Turn<'a>(&'a SingleFlight);
 impl SingleFlight {
     /// The turn, if nobody else has it.
     pub fn try_begin(&self) -> Option<Turn<'_>> {
-        (!self.busy.replace(true)).then_some(Turn(self))
+        // `then`, not `then_some`: an eagerly built `Turn` would be dropped on refusal, and its
+        // `Drop` would end the turn that is still running.
+        (!self.busy.replace(true)).then(|| Turn(self))
     }
 
     /// Waits until whoever has the turn is done.
@@ -55,6 +57,7 @@ mod tests {
         let turn = sf.try_begin();
         assert!(turn.is_some());
         assert!(sf.try_begin().is_none());
+        assert!(sf.try_begin().is_none(), "a refused attempt does not end the running turn");
         drop(turn);
         assert!(sf.try_begin().is_some());
     }

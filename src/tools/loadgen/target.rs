@@ -102,17 +102,19 @@ impl HttpConn {
     }
 
     async fn sender(&self) -> Result<SendRequest<Bytes>, Failure> {
-        if let Some(s) = self.send.borrow().clone() {
-            return Ok(s);
-        }
-        let Some(_turn) = self.connecting.try_begin() else {
-            self.connecting.wait_idle().await;
-            let dialled = self.send.borrow().clone();
-            return dialled.ok_or(Failure { reason: "cannot connect".into(), pause: Some(Duration::from_millis(100)) });
-        };
-        match call::connect(self.addr, Duration::from_secs(1), || {}).await {
-            Ok(s) => Ok(self.send.borrow_mut().insert(s).clone()),
-            Err(e) => Err(Failure { reason: e, pause: Some(Duration::from_millis(100)) }),
+        loop {
+            if let Some(s) = self.send.borrow().clone() {
+                return Ok(s);
+            }
+            let Some(_turn) = self.connecting.try_begin() else {
+                // Someone dials: use their connection, or dial again if theirs failed.
+                self.connecting.wait_idle().await;
+                continue;
+            };
+            return match call::connect(self.addr, Duration::from_secs(1), || {}).await {
+                Ok(s) => Ok(self.send.borrow_mut().insert(s).clone()),
+                Err(e) => Err(Failure { reason: e, pause: Some(Duration::from_millis(100)) }),
+            };
         }
     }
 

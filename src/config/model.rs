@@ -105,6 +105,9 @@ pub struct HttpServer {
     pub idle_timeout: std::time::Duration,
     /// `tls`: serve TLS (ALPN `h2` and `http/1.1`); absent: plaintext.
     pub tls: Option<ReceiverTls>,
+    /// `max_concurrent_streams` (ours): HTTP/2 streams per h2c or TLS `h2` connection, as
+    /// for gRPC; default 1024.
+    pub max_concurrent_streams: u32,
     /// `handshake_timeout` (TLS only), `read_timeout` (the collector's key, applied to the
     /// body) and `http2` (h2c and TLS `h2`).
     pub limits: ProtocolLimits,

@@ -107,6 +107,7 @@ fn http_server(field: &Field<'_>, errs: &mut Errors) -> HttpServer {
     // Bodies are forwarded as one gRPC message, whose length prefix is 32 bits.
     let max = max.and_then(|m| m.uint(errs, 1, MAX_RECV_MSG_SIZE_MIB * MIB as u64));
     let header_timeout = fields.take("read_header_timeout").and_then(|t| t.duration(errs));
+    let streams = fields.take("max_concurrent_streams").and_then(|s| s.uint(errs, 1, u32::MAX.into()));
     let tls = fields.take("tls").and_then(|t| receiver_tls(&t, errs, ALPN_HTTP));
     let auth = security::auth(&mut fields, errs);
     let idle_timeout = fields.take("idle_timeout").and_then(|t| t.duration(errs));
@@ -116,7 +117,17 @@ fn http_server(field: &Field<'_>, errs: &mut Errors) -> HttpServer {
     let max_request_body_size = max.map_or(DEFAULT_MAX_REQUEST_BODY_SIZE, |m| usize::try_from(m).unwrap_or(usize::MAX));
     let read_header_timeout = header_timeout.unwrap_or(DEFAULT_READ_HEADER_TIMEOUT);
     let idle_timeout = idle_timeout.unwrap_or(crate::receiver::limits::DEFAULT_HTTP_IDLE_TIMEOUT);
-    HttpServer { endpoint, max_request_body_size, read_header_timeout, auth, idle_timeout, tls, limits }
+    let max_concurrent_streams = streams.map_or(DEFAULT_MAX_CONCURRENT_STREAMS, saturate_u32);
+    HttpServer {
+        endpoint,
+        max_request_body_size,
+        read_header_timeout,
+        auth,
+        idle_timeout,
+        tls,
+        max_concurrent_streams,
+        limits,
+    }
 }
 
 /// `endpoint`, or the default when absent (or invalid: the error is already reported).

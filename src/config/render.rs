@@ -92,6 +92,7 @@ fn receiver(r: &OtlpReceiver) -> Value {
             ("endpoint", text(&h.endpoint)),
             ("max_request_body_size", Value::from(h.max_request_body_size)),
             ("read_header_timeout", duration(h.read_header_timeout)),
+            ("max_concurrent_streams", Value::from(h.max_concurrent_streams)),
             ("idle_timeout", duration(h.idle_timeout)),
             ("auth", auth(h.auth.as_ref())),
             ("tls", h.tls.as_ref().map_or(Value::Null, receiver_tls)),

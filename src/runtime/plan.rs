@@ -9,8 +9,8 @@ use super::core::{BackendSet, CoreSpec, ExporterSpec, ListenerKind, ListenerSpec
 use super::gateway::StartError;
 use crate::compression::Encoding;
 use crate::config::{
-    ComponentId, Compression, Config, DEFAULT_MAX_CONCURRENT_STREAMS, DnsResolver, Exporter, HostPort, LoadBalancing,
-    OtlpReceiver, ReceiverTls, ResilienceMode, Resolver, RoutingKey, Signal,
+    ComponentId, Compression, Config, DnsResolver, Exporter, HostPort, LoadBalancing, OtlpReceiver, ReceiverTls,
+    ResilienceMode, Resolver, RoutingKey, Signal,
 };
 use crate::exporter::BackendSettings;
 use crate::exporter::call::CallOptions;
@@ -122,7 +122,7 @@ fn listener_specs(cfg: &Config, receiver: &OtlpReceiver, index: usize) -> Result
         specs.push(spec);
     }
     if let Some(h) = &receiver.http {
-        let limits = (h.max_request_body_size, DEFAULT_MAX_CONCURRENT_STREAMS, h.read_header_timeout);
+        let limits = (h.max_request_body_size, h.max_concurrent_streams, h.read_header_timeout);
         let mut spec = listener(ListenerKind::Http, index, &h.endpoint, limits)?;
         spec.timeouts = ConnTimeouts { idle: Some(h.idle_timeout), ..Default::default() };
         spec.limits = h.limits;

@@ -46,6 +46,7 @@ fn null_http_means_enabled_with_defaults() {
             tls: None,
             auth: None,
             idle_timeout: Duration::from_secs(60),
+            max_concurrent_streams: 1024,
             limits: ProtocolLimits::default(),
         })
     );
@@ -60,6 +61,7 @@ fn null_http_means_enabled_with_defaults() {
             tls: None,
             auth: None,
             idle_timeout: Duration::from_secs(60),
+            max_concurrent_streams: 1024,
             limits: ProtocolLimits::default(),
         })
     );

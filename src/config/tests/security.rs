@@ -142,6 +142,9 @@ fn protocol_limits_on_both_servers() {
     };
     assert_eq!(receiver.grpc.as_ref().map(|g| g.limits), Some(expected));
     assert_eq!(receiver.http.as_ref().map(|h| h.limits), Some(expected));
+    let http = ok(&super::with_protocols("      http:\n        max_concurrent_streams: 7"));
+    let streams = http.receivers.values().next().and_then(|r| r.http.as_ref()).map(|h| h.max_concurrent_streams);
+    assert_eq!(streams, Some(7));
     let defaults = ok(&super::with_protocols("      grpc:"));
     let grpc = defaults.receivers.values().next().and_then(|r| r.grpc.as_ref()).map(|g| g.limits);
     assert_eq!(grpc, Some(ProtocolLimits::default()));

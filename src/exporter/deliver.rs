@@ -52,9 +52,12 @@ fn skip_while_ejected(backend: &Backend) -> Option<ExportError> {
 /// One attempt, counted in telemetry and in the backend's health.
 async fn attempt(backend: &Rc<Backend>, part: &NewPart) -> Result<Bytes, ExportError> {
     let meter = PartMeter::start(part.exporter, part.signal, part.items);
-    let result = backend.send_part(part.path, part.framed.clone()).await;
-    meter.finish(&backend.name, &result);
-    record(backend, result.as_ref().map(|_| ()));
+    let (result, own_call) = backend.send_part(part.path, part.framed.clone()).await;
+    meter.finish_part(&backend.name, &result, own_call);
+    // Health counts calls: a failed batch is one failure, not one per part in it.
+    if own_call {
+        record(backend, result.as_ref().map(|_| ()));
+    }
     result
 }
 

@@ -17,22 +17,26 @@ use crate::wire::GRPC_PREFIX;
 /// A part waiting for a call, and where its outcome goes.
 pub(super) type Waiter = (Bytes, Rc<Reply>);
 
+/// A call's outcome, and whether this part stands for the call (one part per call does, for
+/// per-call telemetry and health).
+pub type Carried = (Result<Bytes, ExportError>, bool);
+
 /// Where a waiting part's outcome lands (a one-shot cell on one core).
 #[derive(Default)]
 pub(super) struct Reply {
-    result: RefCell<Option<Result<Bytes, ExportError>>>,
+    result: RefCell<Option<Carried>>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Reply {
-    fn set(&self, result: Result<Bytes, ExportError>) {
+    fn set(&self, result: Carried) {
         *self.result.borrow_mut() = Some(result);
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
     }
 
-    async fn get(&self) -> Result<Bytes, ExportError> {
+    async fn get(&self) -> Carried {
         poll_fn(|cx| match self.result.borrow_mut().take() {
             Some(r) => Poll::Ready(r),
             None => {
@@ -61,11 +65,12 @@ impl Drop for Slot<'_> {
 
 impl Backend {
     /// Sends one part (framed, uncompressed) on `path`, coalesced with others when this
-    /// backend's call slots are busy; returns the framed response of the call that carried it.
-    pub async fn send_part(self: &Rc<Self>, path: &'static str, framed: Bytes) -> Result<Bytes, ExportError> {
+    /// backend's call slots are busy; returns the framed response of the call that carried it,
+    /// and whether this part stands for that call.
+    pub async fn send_part(self: &Rc<Self>, path: &'static str, framed: Bytes) -> Carried {
         if self.coalescer(path, |c| c.begin()) {
             let _slot = Slot { backend: self, path };
-            return self.export(path, framed).await;
+            return (self.export(path, framed).await, true);
         }
         let reply = Rc::new(Reply::default());
         self.coalescer(path, |c| c.wait(framed.len(), (framed, reply.clone())));
@@ -77,7 +82,7 @@ impl Backend {
 async fn run(backend: Rc<Backend>, path: &'static str, mut batch: Vec<Waiter>) {
     loop {
         let result = send_batch(&backend, path, &batch).await;
-        batch.drain(..).for_each(|(_, reply)| reply.set(result.clone()));
+        batch.drain(..).enumerate().for_each(|(i, (_, reply))| reply.set((result.clone(), i == 0)));
         batch = backend.coalescer(path, |c| c.next_batch());
         if batch.is_empty() {
             return;

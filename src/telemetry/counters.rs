@@ -229,6 +229,9 @@ fn backend_entry<'a>(
 
 fn record_call(b: &mut BackendStats, at: &PartMeter, ms: f64, now: Instant, result: Result<(), &ExportError>) {
     b.items.add(at.signal, at.items, result.is_ok());
+    if !at.call {
+        return;
+    }
     b.latency.observe(ms);
     match result {
         Ok(()) => {
@@ -329,17 +332,28 @@ pub struct PartMeter {
     items: u64,
     started: Instant,
     _in_flight: Live,
+    /// Whether this part's answer is a call of its own (false: it rode in a coalesced call
+    /// another part counts), for the per-call outcome and latency.
+    call: bool,
 }
 
 impl PartMeter {
     pub fn start(exporter: usize, signal: Signal, items: u32) -> Self {
         let _in_flight = Live::new(|c| &c.parts_in_flight);
-        PartMeter { exporter, signal, items: u64::from(items), started: Instant::now(), _in_flight }
+        let started = Instant::now();
+        PartMeter { exporter, signal, items: u64::from(items), started, _in_flight, call: true }
     }
 
     /// Records `backend`'s answer.
     pub fn finish<T>(self, backend: &str, result: &Result<T, ExportError>) {
         with(|c| c.forwarded(&self, backend, result.as_ref().map(|_| ())));
+    }
+
+    /// Records `backend`'s answer to the call this part went in; `own_call` false when the
+    /// part rode in a coalesced call that another part counts (items count either way).
+    pub fn finish_part<T>(mut self, backend: &str, result: &Result<T, ExportError>, own_call: bool) {
+        self.call = own_call;
+        self.finish(backend, result);
     }
 }
 

@@ -33,38 +33,28 @@ fn null_grpc_means_enabled_with_defaults() {
     }
 }
 
+/// The HTTP server every default gives, on `endpoint`.
+fn default_http(endpoint: HostPort) -> HttpServer {
+    HttpServer {
+        endpoint,
+        max_request_body_size: 20 << 20,
+        read_header_timeout: Duration::from_secs(60),
+        tls: None,
+        auth: None,
+        idle_timeout: Duration::from_secs(60),
+        max_concurrent_streams: 1024,
+        limits: ProtocolLimits::default(),
+    }
+}
+
 #[test]
 fn null_http_means_enabled_with_defaults() {
     let http_only = receiver("      http:");
     assert_eq!(http_only.grpc, None);
-    assert_eq!(
-        http_only.http,
-        Some(HttpServer {
-            endpoint: hp("localhost", 4318),
-            max_request_body_size: 20 << 20,
-            read_header_timeout: Duration::from_secs(60),
-            tls: None,
-            auth: None,
-            idle_timeout: Duration::from_secs(60),
-            max_concurrent_streams: 1024,
-            limits: ProtocolLimits::default(),
-        })
-    );
+    assert_eq!(http_only.http, Some(default_http(hp("localhost", 4318))));
     let both = receiver("      grpc:\n      http:\n        endpoint: 0.0.0.0:4318");
     assert!(both.grpc.is_some());
-    assert_eq!(
-        both.http,
-        Some(HttpServer {
-            endpoint: hp("0.0.0.0", 4318),
-            max_request_body_size: 20 << 20,
-            read_header_timeout: Duration::from_secs(60),
-            tls: None,
-            auth: None,
-            idle_timeout: Duration::from_secs(60),
-            max_concurrent_streams: 1024,
-            limits: ProtocolLimits::default(),
-        })
-    );
+    assert_eq!(both.http, Some(default_http(hp("0.0.0.0", 4318))));
 }
 
 #[test]

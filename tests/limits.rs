@@ -1,7 +1,7 @@
 //! The receivers' configurable protocol limits, each set small and shown to bite: a body
 //! trickled past `read_timeout`, a preface past `handshake_timeout`, a PING flood past
 //! `http2.max_control_frames`, a header list past `http2.max_header_list_size`, and a stream
-//! past `max_concurrent_streams`. Each time the connection, or the other requests, live on.
+//! past `max_concurrent_streams` (gRPC and h2c). Each time the connection, or the other requests, live on.
 #![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
 
 mod common;
@@ -192,26 +192,59 @@ struct Frame {
 const GOAWAY: u8 = 7;
 const REFUSED_STREAM: [u8; 4] = [0, 0, 0, 7];
 
-#[test]
-fn a_stream_past_max_concurrent_streams_is_refused_and_the_connection_survives() {
-    let sink = sinks(1);
-    let gw = ConfigBuilder::new(&sink.addrs).grpc_setting("max_concurrent_streams: 2").start();
-    let open = |id| frame(HEADERS, END_HEADERS, id, &export_headers());
-    let mut tcp = raw_h2(gw.grpc_addr, &[]);
+/// On a new connection to `addr` (whose limit is 2 streams), opens streams 1, 3 and 5 with
+/// `headers`, waits for stream 5's reset, then ends stream 1 with `body`; the frames read before
+/// and after ending it (the second read stops at a frame of stream 1 with END_STREAM).
+fn third_stream_then_first(addr: SocketAddr, headers: &[u8], body: &[u8]) -> (Vec<Frame>, Vec<Frame>) {
+    let open = |id| frame(HEADERS, END_HEADERS, id, headers);
+    let mut tcp = raw_h2(addr, &[]);
     // The limit applies once our ACK of the gateway's SETTINGS is in; let it land first.
     let _ = read_frames(&mut tcp, Duration::from_millis(300), |_| false);
     tcp.write_all(&[open(1), open(3), open(5)].concat()).unwrap();
     let refused = |f: &[Frame]| f.iter().any(|f| f.kind == RST_STREAM && f.stream == 5);
     let before = read_frames(&mut tcp, Duration::from_secs(5), refused);
+    tcp.write_all(&frame(DATA, END_STREAM, 1, body)).unwrap();
+    let ended = |f: &[Frame]| f.iter().any(|f| f.stream == 1 && f.flags & END_STREAM != 0);
+    (before, read_frames(&mut tcp, Duration::from_secs(5), ended))
+}
+
+#[test]
+fn a_stream_past_max_concurrent_streams_is_refused_and_the_connection_survives() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).grpc_setting("max_concurrent_streams: 2").start();
     // Finish stream 1 with a valid export: it is answered and delivered.
-    tcp.write_all(&frame(DATA, END_STREAM, 1, &export_frame(6, 5))).unwrap();
+    let (before, after) = third_stream_then_first(gw.grpc_addr, &export_headers(), &export_frame(6, 5));
     let answered = |f: &[Frame]| f.iter().any(|f| f.kind == HEADERS && f.stream == 1 && f.flags & END_STREAM != 0);
-    let after = read_frames(&mut tcp, Duration::from_secs(5), answered);
     gw.shutdown();
     let rst = before.iter().find(|f| f.kind == RST_STREAM && f.stream == 5);
     assert_eq!(rst.map(|f| f.payload.as_slice()), Some(&REFUSED_STREAM[..]), "{before:?}");
     assert!(!before.iter().chain(&after).any(|f| f.kind == GOAWAY), "no GOAWAY: {before:?} {after:?}");
     assert!(answered(&after), "stream 1 is answered on the same connection: {after:?}");
     assert_eq!(sink.total_spans(), 6);
+    sink.stop();
+}
+
+/// The HPACK block of an OTLP/HTTP protobuf trace export over h2c.
+fn http_export_headers() -> Vec<u8> {
+    let mut b = vec![0x83, 0x86]; // :method POST, :scheme http
+    literal(&mut b, &[0x01], b"gw"); // :authority
+    literal(&mut b, &[0x04], b"/v1/traces"); // :path
+    literal(&mut b, &[0x0f, 0x10], b"application/x-protobuf"); // content-type (index 31)
+    b
+}
+
+#[test]
+fn an_h2c_stream_past_the_http_receivers_max_concurrent_streams_is_refused() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).http().http_setting("max_concurrent_streams: 2").start();
+    let body = spangen::request("svc", 4, 1, 6).encode_to_vec();
+    let (before, after) = third_stream_then_first(gw.http_addrs[0].1, &http_export_headers(), &body);
+    gw.shutdown();
+    let rst = before.iter().find(|f| f.kind == RST_STREAM && f.stream == 5);
+    assert_eq!(rst.map(|f| f.payload.as_slice()), Some(&REFUSED_STREAM[..]), "{before:?}");
+    assert!(!before.iter().chain(&after).any(|f| f.kind == GOAWAY), "no GOAWAY: {before:?} {after:?}");
+    let status = after.iter().find(|f| f.kind == HEADERS && f.stream == 1);
+    assert!(status.is_some(), "stream 1 is answered on the same connection: {after:?}");
+    assert_eq!(sink.total_spans(), 4);
     sink.stop();
 }

@@ -8,32 +8,11 @@
 # With DELAY_MS=0 and CONNECTIONS=1 it measures throughput instead (spans/s).
 set -u
 B=$(realpath "${1:-target/release/otlp-gateway}")
+. "$(dirname "$(realpath "$0")")/gateway-yaml.sh"
 D=$(mktemp -d); cd "$D" || exit 1
 MEMORY=${REQUEST_MEMORY_MIB:+  runtime:
     request_memory_mib: $REQUEST_MEMORY_MIB}
-cat > gw.yaml <<YAML
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:24317
-exporters:
-  loadbalancing:
-    protocol:
-      otlp:
-        compression: none
-        tls:
-          insecure: true
-    resolver:
-      static:
-        hostnames: [127.0.0.1:24401, 127.0.0.1:24402, 127.0.0.1:24403]
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [loadbalancing]
-$MEMORY
-YAML
+gateway_yaml 24 "$MEMORY"
 taskset -c 1 "$B" sink --listen 127.0.0.1:24401,127.0.0.1:24402,127.0.0.1:24403 --delay-ms "${DELAY_MS:-200}" >/dev/null 2>&1 & S=$!
 sleep 0.3; "$B" run --config gw.yaml --cores 0 2>gw.log & G=$!; sleep 1
 taskset -c 1 "$B" loadgen --target 127.0.0.1:24317 --duration "${DURATION:-10}" \

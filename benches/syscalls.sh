@@ -8,29 +8,9 @@
 set -u
 B=$(realpath "${1:-target/release/otlp-gateway}")
 RATE=${RATE:-200000}; SECS=${SECS:-5}
+. "$(dirname "$(realpath "$0")")/gateway-yaml.sh"
 D=$(mktemp -d); cd "$D" || exit 1
-cat > gw.yaml <<YAML
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:23317
-exporters:
-  loadbalancing:
-    protocol:
-      otlp:
-        compression: none
-        tls:
-          insecure: true
-    resolver:
-      static:
-        hostnames: [127.0.0.1:23401, 127.0.0.1:23402, 127.0.0.1:23403]
-service:
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [loadbalancing]
-YAML
+gateway_yaml 23
 taskset -c 1 "$B" sink --listen 127.0.0.1:23401,127.0.0.1:23402,127.0.0.1:23403 >/dev/null 2>&1 & S=$!
 sleep 0.3; "$B" run --config gw.yaml --cores 0 2>gw.log & G=$!; sleep 1
 taskset -c 1 "$B" loadgen --target 127.0.0.1:23317 --duration $((SECS + 2)) --cpu 1 --rate "$RATE" \

@@ -16,7 +16,7 @@ sleep 0.3; "$B" run --config gw.yaml --cores 0 2>gw.log & G=$!; sleep 1
 taskset -c 1 "$B" loadgen --target 127.0.0.1:23317 --duration $((SECS + 2)) --cpu 1 --rate "$RATE" \
   >lg.log 2>/dev/null & L=$!
 sleep 1
-EVENTS=task-clock,context-switches
+EVENTS=task-clock,context-switches,page-faults
 for s in io_uring_enter membarrier sendmsg recvfrom; do EVENTS=$EVENTS,syscalls:sys_enter_$s; done
 perf stat -x, -e "$EVENTS" -p $G -- sleep "$SECS" 2>stat.csv
 wait $L; kill $G; kill -9 $S; wait 2>/dev/null

@@ -85,6 +85,11 @@ enum Cmd {
         duration: f64,
         #[arg(long, default_value_t = 100)]
         spans_per_request: usize,
+        /// Consecutive spans of a request that share a trace id (1: every span its own trace).
+        /// SDK batches often carry several spans of one trace; the Collector's loadbalancing
+        /// exporter sends one request per trace, so this sets its fan-out.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        spans_per_trace: u16,
         #[arg(long, default_value_t = 4)]
         connections: usize,
         /// Concurrent requests per connection.
@@ -141,6 +146,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             rate,
             duration,
             spans_per_request,
+            spans_per_trace,
             connections,
             streams,
             cpu,
@@ -155,6 +161,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 rate,
                 duration: Duration::from_secs_f64(duration),
                 spans_per_request,
+                spans_per_trace: usize::from(spans_per_trace),
                 connections,
                 streams,
                 progress: true,
@@ -162,7 +169,6 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 tls: tls_ca.map(|ca| client_tls(&ca, tls_server_name)).transpose()?,
                 protocol,
                 compression,
-                ..Default::default()
             };
             print!("{}", loadgen::run(opts)?.summary());
             Ok(ExitCode::SUCCESS)

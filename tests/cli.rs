@@ -176,3 +176,21 @@ fn json_logs_are_one_object_per_line() {
         "{err}"
     );
 }
+
+#[test]
+fn loadgen_groups_spans_per_trace_and_refuses_zero() {
+    use glommio::Placement;
+    use otlp_gateway::tools::sink::Sink;
+    let sink = Sink::start(&["127.0.0.1:0".parse().unwrap()], Placement::Unbound, true).unwrap();
+    let target = sink.addrs[0].to_string();
+    let args = ["loadgen", "--target", &target, "--duration", "1", "--rate", "2000", "--connections", "1"];
+    let out = Command::new(BIN).args(args).args(["--streams", "1", "--spans-per-trace", "10"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let traces = sink.stats[0].traces();
+    let spans: u64 = traces.values().sum();
+    assert!(spans >= 100, "loadgen sent {spans} spans");
+    assert!(traces.values().all(|&n| n == 10), "spans per trace: {:?}", traces.values().collect::<Vec<_>>());
+    let zero = Command::new(BIN).args(args).args(["--spans-per-trace", "0"]).output().unwrap();
+    assert_eq!(zero.status.code(), Some(2), "{}", String::from_utf8_lossy(&zero.stderr));
+    sink.stop();
+}

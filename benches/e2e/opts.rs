@@ -15,6 +15,9 @@ pub struct Opts {
     pub rate: u64,
     pub bin: PathBuf,
     pub nginx: PathBuf,
+    /// The Collector peer (OTLP receiver + `loadbalancing` exporter), built by
+    /// `benches/otelcol/build.sh`; skipped with a note when missing.
+    pub collector: PathBuf,
     pub proxy_cpu: usize,
     pub load_cpu: usize,
     /// Where benchmarks.md and bench/*.svg go.
@@ -33,6 +36,7 @@ impl Opts {
             rate: 200_000,
             bin: PathBuf::from(env!("CARGO_BIN_EXE_otlp-gateway")),
             nginx: PathBuf::from("/usr/sbin/nginx"),
+            collector: root.join("target/otelcol/otelcol-lb"),
             proxy_cpu: 0,
             load_cpu: 1,
             out: PathBuf::new(),
@@ -49,6 +53,7 @@ impl Opts {
                 "--rate" => o.rate = value()?.parse()?,
                 "--bin" => o.bin = value()?.into(),
                 "--nginx" => o.nginx = value()?.into(),
+                "--collector" => o.collector = value()?.into(),
                 "--proxy-cpu" => o.proxy_cpu = value()?.parse()?,
                 "--load-cpu" => o.load_cpu = value()?.parse()?,
                 "--out" => o.out = value()?.into(),

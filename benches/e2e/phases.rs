@@ -7,24 +7,28 @@ use anyhow::Result;
 
 use crate::measure::{Load, Run, per_core, scrape, status_kib};
 use crate::opts::Opts;
-use crate::procs::{Gateway, Nginx, Sinks, Workdir};
+use crate::procs::{Collector, Gateway, Nginx, Sinks, Workdir};
 
-/// The three paths compared.
+/// The paths compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     Direct,
     Gateway,
     Nginx,
+    Collector,
 }
 
 impl Path {
-    pub const ALL: [Path; 3] = [Path::Direct, Path::Gateway, Path::Nginx];
+    pub const ALL: [Path; 4] = [Path::Direct, Path::Gateway, Path::Nginx, Path::Collector];
+    /// The proxies (every path but direct).
+    pub const PROXIES: [Path; 3] = [Path::Gateway, Path::Nginx, Path::Collector];
 
     pub fn label(self) -> &'static str {
         match self {
             Path::Direct => "loadgen → sink (direct)",
             Path::Gateway => "loadgen → otlp-gateway (1 core) → 3 sinks",
             Path::Nginx => "loadgen → nginx gRPC proxy (1 worker) → 3 sinks",
+            Path::Collector => "loadgen → OTel Collector, loadbalancing exporter (1 CPU) → 3 sinks",
         }
     }
 
@@ -33,6 +37,7 @@ impl Path {
             Path::Direct => "direct",
             Path::Gateway => "otlp-gateway",
             Path::Nginx => "nginx",
+            Path::Collector => "collector",
         }
     }
 }
@@ -119,6 +124,7 @@ struct Bench<'a> {
     sinks: Sinks,
     gateway: Gateway,
     nginx: Option<Nginx>,
+    collector: Option<Collector>,
 }
 
 impl Bench<'_> {
@@ -127,6 +133,7 @@ impl Bench<'_> {
             Path::Direct => Some(self.sinks.ports[0]),
             Path::Gateway => Some(self.gateway.grpc),
             Path::Nginx => self.nginx.as_ref().map(|n| n.port),
+            Path::Collector => self.collector.as_ref().map(|c| c.port),
         }
     }
 
@@ -135,6 +142,7 @@ impl Bench<'_> {
             Path::Direct => None,
             Path::Gateway => Some(self.gateway.proc.pid()),
             Path::Nginx => self.nginx.as_ref().map(|n| n.worker),
+            Path::Collector => self.collector.as_ref().map(|c| c.proc.pid()),
         }
     }
 
@@ -183,7 +191,10 @@ impl<'a> Bench<'a> {
         let nginx = Nginx::start(&opts.nginx, work, &sinks, opts.proxy_cpu)
             .map_err(|e| r.notes.push(format!("nginx not measured: {e:#}")))
             .ok();
-        Ok(Bench { opts, sinks, gateway, nginx })
+        let collector = Collector::start(&opts.collector, work, &sinks, opts.proxy_cpu)
+            .map_err(|e| r.notes.push(format!("the Collector not measured: {e:#}")))
+            .ok();
+        Ok(Bench { opts, sinks, gateway, nginx, collector })
     }
 }
 
@@ -193,6 +204,9 @@ fn peaks(b: &Bench, r: &mut Results) {
     if let Some(n) = &b.nginx {
         r.memory.push(("nginx worker peak (VmHWM) after the runs above".into(), hwm(n.worker)));
     }
+    if let Some(c) = &b.collector {
+        r.memory.push(("Collector peak (VmHWM) after the runs above".into(), hwm(c.proc.pid())));
+    }
 }
 
 fn hwm(pid: u32) -> u64 {
@@ -200,7 +214,7 @@ fn hwm(pid: u32) -> u64 {
 }
 
 fn warm_up(b: &Bench) -> Result<()> {
-    for p in [Path::Gateway, Path::Nginx] {
+    for p in Path::PROXIES {
         if let Some(port) = b.port(p) {
             Load::new(port, 1.0).run(&b.opts.bin, b.opts.load_cpu, None)?;
         }
@@ -249,7 +263,7 @@ fn repeat(
 }
 
 fn fixed(b: &Bench, r: &mut Results) -> Result<()> {
-    repeat(b, &[Path::Gateway, Path::Nginx], |_| Some(b.opts.rate), &mut r.fixed)
+    repeat(b, &Path::PROXIES, |_| Some(b.opts.rate), &mut r.fixed)
 }
 
 /// The gateway's receive variants on the same gateway, and the Collector's default export

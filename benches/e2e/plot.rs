@@ -18,6 +18,7 @@ fn color(p: Path) -> RGBColor {
         Path::Direct => RGBColor(90, 90, 90),
         Path::Gateway => RGBColor(0, 114, 178),
         Path::Nginx => RGBColor(213, 94, 0),
+        Path::Collector => RGBColor(0, 158, 115),
     }
 }
 

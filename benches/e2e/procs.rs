@@ -1,4 +1,4 @@
-//! The processes of a run: sinks, the gateway, nginx. Each is killed when dropped.
+//! The processes of a run: sinks, the gateway, nginx, the Collector. Each is killed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -159,14 +159,52 @@ impl Gateway {
 /// The gateway's config: the Collector gateway docs' static resolver example, with the
 /// export compression given (`none` to compare with nginx, which forwards bytes as they came).
 fn gateway_yaml(grpc: u16, http: u16, metrics: u16, sinks: &[u16; 3], export: &str, extra: &str) -> String {
+    let telemetry = format!("    metrics:\n      address: 127.0.0.1:{metrics}\n    logs:\n      level: warn\n");
+    balancer_yaml(grpc, Some(http), sinks, export, extra, &telemetry)
+}
+
+/// An OTLP receiver (gRPC, and HTTP when given) and a `loadbalancing` exporter to the sinks, in
+/// the Collector's YAML: the gateway and the Collector peer read the same file but for
+/// `service.telemetry` (`telemetry`: lines indented 4). `export` is the text after
+/// `compression: ` (further `protocol.otlp` lines may follow it, indented 8).
+fn balancer_yaml(grpc: u16, http: Option<u16>, sinks: &[u16; 3], export: &str, extra: &str, telemetry: &str) -> String {
     let hosts = sinks.map(|p| format!("127.0.0.1:{p}")).join(", ");
+    let http = http.map_or(String::new(), |p| format!("      http:\n        endpoint: 127.0.0.1:{p}\n"));
     format!(
-        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n      http:\n        endpoint: 127.0.0.1:{http}\n\
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n{http}\
          exporters:\n  loadbalancing:\n    protocol:\n      otlp:\n        compression: {export}\n        tls:\n          insecure: true\n\
          \x20   resolver:\n      static:\n        hostnames: [{hosts}]\n{extra}\
-         service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{metrics}\n    logs:\n      level: warn\n\
+         service:\n  telemetry:\n{telemetry}\
          \x20 pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [loadbalancing]\n"
     )
+}
+
+/// The OpenTelemetry Collector with the OTLP receiver and the `loadbalancing` exporter (what
+/// users run instead of otlp-gateway), on one CPU (`GOMAXPROCS=1`), with the gateway's exporter
+/// settings and the sending queue off: like the gateway, it answers the client once the sinks
+/// have every part. With its default queue it answers once a part is queued, and under full
+/// load refuses most requests ("sending queue is full"; docs/benchmarks.md has by-hand figures).
+pub struct Collector {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Collector {
+    pub fn start(bin: &Path, work: &Path, sinks: &Sinks, cpu: usize) -> Result<Collector> {
+        if !bin.exists() {
+            bail!("{} is missing (build it with benches/otelcol/build.sh)", bin.display());
+        }
+        let port = free_port()?;
+        let config = work.join(format!("collector-{port}.yaml"));
+        let telemetry = "    metrics:\n      level: none\n    logs:\n      level: warn\n";
+        let export = "none\n        sending_queue:\n          enabled: false";
+        std::fs::write(&config, balancer_yaml(port, None, &sinks.ports, export, "", telemetry))?;
+        let mut cmd = Command::new(bin);
+        pin(&mut cmd, &[cpu]).env("GOMAXPROCS", "1").arg("--config").arg(&config);
+        let proc = Proc::spawn(&mut cmd, &config.with_extension("log"))?;
+        wait_listening(port)?;
+        Ok(Collector { port, proc })
+    }
 }
 
 /// nginx's gRPC proxy as the Collector gateway docs configure it: an upstream of the

@@ -20,6 +20,9 @@ pub struct Opts {
     pub collector: PathBuf,
     pub proxy_cpu: usize,
     pub load_cpu: usize,
+    /// The sinks' CPU; `None`: loadgen's. On a machine with a CPU to spare, giving the sinks
+    /// their own keeps loadgen's and the sinks' queueing out of the latency figures.
+    pub sink_cpu: Option<usize>,
     /// Where benchmarks.md and bench/*.svg go.
     pub out: PathBuf,
     /// The arguments after `--`, for the command line quoted in the report.
@@ -39,6 +42,7 @@ impl Opts {
             collector: root.join("target/otelcol/otelcol-lb"),
             proxy_cpu: 0,
             load_cpu: 1,
+            sink_cpu: None,
             out: PathBuf::new(),
             args: std::env::args().skip(1).filter(|a| a != "--bench").collect(),
         };
@@ -56,6 +60,7 @@ impl Opts {
                 "--collector" => o.collector = value()?.into(),
                 "--proxy-cpu" => o.proxy_cpu = value()?.parse()?,
                 "--load-cpu" => o.load_cpu = value()?.parse()?,
+                "--sink-cpu" => o.sink_cpu = Some(value()?.parse()?),
                 "--out" => o.out = value()?.into(),
                 other => bail!("unknown option {other}"),
             }
@@ -75,6 +80,11 @@ impl Opts {
             let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), PathBuf::from);
             self.out = if self.quick { target.join("e2e-quick") } else { root.join("docs") };
         }
+    }
+
+    /// The CPU the sinks run on.
+    pub fn sinks_cpu(&self) -> usize {
+        self.sink_cpu.unwrap_or(self.load_cpu)
     }
 
     /// The markdown file the section goes into.

@@ -186,7 +186,7 @@ fn load_avg() -> String {
 
 impl<'a> Bench<'a> {
     fn start(opts: &'a Opts, work: &std::path::Path, r: &mut Results) -> Result<Bench<'a>> {
-        let sinks = Sinks::start(&opts.bin, work, opts.load_cpu, 0)?;
+        let sinks = Sinks::start(&opts.bin, work, opts.sinks_cpu(), 0)?;
         let gateway = Gateway::start(&opts.bin, work, &sinks, &opts.proxy_cpu.to_string(), "none")?;
         let nginx = Nginx::start(&opts.nginx, work, &sinks, opts.proxy_cpu)
             .map_err(|e| r.notes.push(format!("nginx not measured: {e:#}")))
@@ -331,7 +331,7 @@ fn connections(metrics_port: u16) -> Vec<(String, f64)> {
 fn memory(opts: &Opts, work: &std::path::Path, r: &mut Results) -> Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus >= 4 {
-        let sinks = Sinks::start(&opts.bin, work, opts.load_cpu, 0)?;
+        let sinks = Sinks::start(&opts.bin, work, opts.sinks_cpu(), 0)?;
         let g = Gateway::start(&opts.bin, work, &sinks, "0-3", "none")?;
         let run = Load::new(g.grpc, opts.secs).run(&opts.bin, opts.load_cpu, Some(g.proc.pid()))?;
         r.memory.push(("4 cores, full load, VmRSS halfway".into(), run.proxy_rss_kib.unwrap_or(0)));
@@ -339,7 +339,7 @@ fn memory(opts: &Opts, work: &std::path::Path, r: &mut Results) -> Result<()> {
         r.notes
             .push(format!("4 cores not measured: this machine has {cpus} CPUs and `--cores` takes online CPUs only"));
     }
-    let sinks = Sinks::start(&opts.bin, work, opts.load_cpu, 200)?;
+    let sinks = Sinks::start(&opts.bin, work, opts.sinks_cpu(), 200)?;
     let g = Gateway::start(&opts.bin, work, &sinks, &opts.proxy_cpu.to_string(), "none")?;
     eprintln!("e2e: overload");
     let run = Load::new(g.grpc, opts.secs).conns(32, 64).run(&opts.bin, opts.load_cpu, Some(g.proc.pid()))?;

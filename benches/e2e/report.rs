@@ -65,8 +65,7 @@ fn header(o: &Opts, r: &Results) -> String {
         "#### Latest run\n\n\
          Command: `{}`. Date: {} (load average at the start: {}). Machine: {}; {}.\n\
          {} s per run; full-load, half-load and fixed-rate rows are the median of {} interleaved rounds\n\
-         (every sample in brackets). The proxy under test runs on CPU {}; loadgen and the 3 sinks share\n\
-         CPU {}. Requests: 100 spans (~350 B each, 36.7 KB), distinct trace ids, trace-ID routing to 3\n\
+         (every sample in brackets). The proxy under test runs on CPU {}; {}. Requests: 100 spans (~350 B each, 36.7 KB), distinct trace ids, trace-ID routing to 3\n\
          sinks; full load is closed-loop with 4 connections × 16 streams. CPU is the proxy process's\n\
          utime+stime from /proc/PID/stat over the run (nginx: its worker); \"CPUs busy\" is each CPU's\n\
          non-idle share from /proc/stat over the run, any other process included; latency is loadgen's. The\n\
@@ -83,8 +82,16 @@ fn header(o: &Opts, r: &Results) -> String {
         o.secs,
         o.reps,
         o.proxy_cpu,
-        o.load_cpu,
+        harness_cpus(o),
     )
+}
+
+/// Where loadgen and the sinks run.
+fn harness_cpus(o: &Opts) -> String {
+    match o.sink_cpu.filter(|&c| c != o.load_cpu) {
+        Some(sinks) => format!("loadgen runs on CPU {}, the 3 sinks on CPU {sinks}", o.load_cpu),
+        None => format!("loadgen and the 3 sinks share\nCPU {}", o.load_cpu),
+    }
 }
 
 /// `a / b / c` of `key` over every sample.
@@ -282,13 +289,15 @@ fn memory_table(r: &Results) -> String {
 /// A caveat when the load CPU was nearly saturated during `run`: loadgen and the sinks then
 /// queue behind each other, and their own waiting is part of the latency measured.
 fn saturated_load_cpu(o: &Opts, run: &Run) -> String {
-    match run.cpu_busy.get(o.load_cpu) {
-        Some(&b) if b >= 0.9 => format!(
-            " (the load CPU was {:.0}% busy through the gateway: loadgen's and the sinks' own queueing is part of this figure)",
-            b * 100.0
-        ),
-        _ => String::new(),
+    let busiest =
+        [o.load_cpu, o.sinks_cpu()].iter().filter_map(|&c| run.cpu_busy.get(c)).fold(0.0, |a: f64, &b| a.max(b));
+    if busiest < 0.9 {
+        return String::new();
     }
+    format!(
+        " (the load CPU was {:.0}% busy through the gateway: loadgen's and the sinks' own queueing is part of this figure)",
+        busiest * 100.0
+    )
 }
 
 fn verdict(ok: bool) -> &'static str {

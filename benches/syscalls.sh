@@ -1,6 +1,6 @@
 #!/bin/bash
 # Where the gateway's CPU goes at a fixed rate, counted per request: `perf stat` of the gateway
-# (task-clock, context switches and the syscalls of the request path) while three sinks and
+# (task-clock, context switches, page faults and the syscalls of the request path) while three sinks and
 # loadgen run on CPU 1 and the gateway alone on CPU 0. Needs perf and tracepoint access (root).
 #   benches/syscalls.sh [gateway binary, default target/release/otlp-gateway]
 #   RATE=200000 SECS=5 (defaults; 100-span requests, so RATE/100 requests a second)

@@ -306,6 +306,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // PATCH(otlp-gateway): pairs with the SeqCst fence the sleeper issues between setting
+        // `should_notify` and its last look at the channels (`Reactor::wait`), so either it
+        // sees this producer's work or this producer sees it sleeping.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

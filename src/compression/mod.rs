@@ -2,7 +2,10 @@
 //! `Content-Encoding`) under a hard size cap, and encoding what we export.
 //!
 //! Decoding is incremental: output grows as the decoder produces it and stops one byte past the
-//! cap, so a compression bomb costs at most the cap in memory, never the size it claims.
+//! cap, so a compression bomb costs at most the cap in memory, never the size it claims. gzip and
+//! deflate inflate from the slice into the output ([`inflate`]); zstd and snappy through `Read`.
+
+mod inflate;
 
 use std::io::{Read, Write};
 
@@ -71,13 +74,15 @@ impl Encoding {
                 out.extend_from_slice(input);
                 Ok(())
             }
-            Encoding::Gzip => capped(flate2::read::MultiGzDecoder::new(input), input.len(), limit, self, out),
-            Encoding::Deflate => capped(flate2::read::ZlibDecoder::new(input), input.len(), limit, self, out),
-            Encoding::Snappy => capped(snap::read::FrameDecoder::new(input), input.len(), limit, self, out),
+            Encoding::Gzip => inflate::gunzip(input, limit, out),
+            Encoding::Deflate => inflate::unzlib(input, limit, out),
+            Encoding::Snappy => {
+                capped(snap::read::FrameDecoder::new(input), input.len().saturating_mul(4), limit, self, out)
+            }
             Encoding::Zstd => {
                 let mut d = zstd::stream::read::Decoder::with_buffer(input).map_err(corrupt)?;
                 d.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
-                capped(d, input.len(), limit, self, out)
+                capped(d, zstd_size_hint(input), limit, self, out)
             }
         }
     }
@@ -108,17 +113,18 @@ fn finish_gzip(mut e: flate2::write::GzEncoder<Vec<u8>>, input: &[u8]) -> std::i
     e.finish()
 }
 
-/// Appends `decoder`'s output to `out`, at most `limit + 1` bytes, growing as data comes.
-fn capped(
-    decoder: impl Read,
-    input_len: usize,
-    limit: usize,
-    enc: Encoding,
-    out: &mut Vec<u8>,
-) -> Result<(), DecodeError> {
+/// The first frame's stated content size, else a 4× guess: only a first allocation, since a
+/// body may hold several frames and the peer may lie.
+fn zstd_size_hint(input: &[u8]) -> usize {
+    let stated = zstd::zstd_safe::get_frame_content_size(input).ok().flatten();
+    stated.and_then(|n| usize::try_from(n).ok()).unwrap_or(input.len().saturating_mul(4))
+}
+
+/// Appends `decoder`'s output to `out`, at most `limit + 1` bytes, growing as data comes from
+/// a first allocation of `hint` bytes (never more than the limit).
+fn capped(decoder: impl Read, hint: usize, limit: usize, enc: Encoding, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let (start, cap) = (out.len(), u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1));
-    // A first guess of 4× the input, never more than the limit: the buffer doubles from there.
-    out.reserve(input_len.saturating_mul(4).min(limit).min(1 << 20));
+    out.reserve(hint.min(limit).saturating_add(1));
     decoder.take(cap).read_to_end(out).map_err(|_| DecodeError::Corrupt(enc.name()))?;
     if out.len() - start > limit {
         out.truncate(start);

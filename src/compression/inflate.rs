@@ -25,21 +25,30 @@ const TRAILER: usize = 8;
 pub(super) fn gunzip(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let start = out.len();
     reserve_hint(out, start, limit, last_isize(input).unwrap_or(input.len().saturating_mul(4)));
-    let mut rest = input;
+    // One inflater for every member: a body of many tiny members costs a reset each, not an
+    // allocation each.
+    let (mut d, mut rest) = (Decompress::new(false), input);
     loop {
-        rest = member(rest, start, limit, out)?;
+        rest = member(&mut d, rest, start, limit, out)?;
         if rest.is_empty() {
             return Ok(());
         }
+        d.reset(false);
     }
 }
 
 /// Decodes the gzip member at the head of `input` and checks its trailer; returns what follows.
-fn member<'a>(input: &'a [u8], start: usize, limit: usize, out: &mut Vec<u8>) -> Result<&'a [u8], DecodeError> {
+fn member<'a>(
+    d: &mut Decompress,
+    input: &'a [u8],
+    start: usize,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<&'a [u8], DecodeError> {
     let corrupt = || DecodeError::Corrupt(GZIP);
     let body = input.get(header_len(input).ok_or_else(corrupt)?..).ok_or_else(corrupt)?;
     let produced_from = out.len();
-    let used = inflate(&mut Decompress::new(false), body, start, limit, out, GZIP)?;
+    let used = inflate(d, body, start, limit, out, GZIP)?;
     let trailer = body.get(used..used.saturating_add(TRAILER)).ok_or_else(corrupt)?;
     check_trailer(trailer, &out[produced_from..]).ok_or_else(corrupt)?;
     Ok(body.get(used + TRAILER..).unwrap_or_default())

@@ -65,6 +65,14 @@ fn members_concatenate_and_a_small_last_member_only_hints() {
 }
 
 #[test]
+fn many_tiny_members_share_one_inflater() {
+    let payload = data(100);
+    let mut body: Vec<u8> = (0..1000).flat_map(|_| gz(b"")).collect();
+    body.extend_from_slice(&gz(&payload));
+    assert_eq!(decode(&body, 1 << 20).unwrap(), payload);
+}
+
+#[test]
 fn an_empty_member_is_an_empty_body_and_no_member_is_corrupt() {
     assert_eq!(decode(&gz(b""), 10).unwrap(), b"");
     assert_eq!(decode(b"", 10), Err(DecodeError::Corrupt(GZIP)));

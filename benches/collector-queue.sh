@@ -20,6 +20,7 @@ TELEMETRY='  telemetry:
 gateway_yaml 30 "$TELEMETRY"; mv gw.yaml queue.yaml
 sed 's/^        compression: none$/&\n        sending_queue:\n          enabled: false/' queue.yaml > noqueue.yaml
 gateway_yaml 30
+HZ=$(getconf CLK_TCK)
 taskset -c 1 "$B" sink --listen 127.0.0.1:30401,127.0.0.1:30402,127.0.0.1:30403 >/dev/null 2>&1 & S=$!
 start() {
   case $1 in
@@ -37,10 +38,10 @@ for r in $(seq "$ROUNDS"); do for spt in $SPT; do
       --spans-per-trace "$spt" >lg.log 2>/dev/null
     T1=$(awk '{print $14+$15}' /proc/$P/stat); HWM=$(awk '/VmHWM/{print $2}' /proc/$P/status)
     kill $P; wait $P 2>/dev/null
-    awk -v r="$r" -v spt="$spt" -v who="$who" -v ticks=$((T1 - T0)) -v hwm="$HWM" '
+    awk -v r="$r" -v spt="$spt" -v who="$who" -v ticks=$((T1 - T0)) -v hwm="$HWM" -v hz="$HZ" '
       /^spans\/s/ { rate = $2 } /^spans ok/ { ok = $3; refused = $9 }
       END { printf "round %s  spans/trace %-3s %-24s %9d spans/s  %6d refused  %6.2f µs/span  VmHWM %d MiB\n",
-            r, spt, who, rate, refused, ticks * 10000 / (ok + 1), hwm / 1024 }' lg.log
+            r, spt, who, rate, refused, ticks * 1e6 / hz / (ok + 1), hwm / 1024 }' lg.log
   done
 done; done
 kill -9 $S; wait 2>/dev/null; cd / && rm -rf "$D"

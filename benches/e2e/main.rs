@@ -1,13 +1,14 @@
 //! End-to-end benchmark: loadgen → {nothing | otlp-gateway | nginx gRPC proxy | the Collector's
-//! loadbalancing exporter} → 3 sinks, all in one run on this machine. Writes a markdown section into docs/benchmarks.md and SVG plots
-//! into docs/bench/.
+//! loadbalancing exporter} → 3 sinks, all in one run on this machine. Writes a markdown section
+//! into docs/benchmarks.md and SVG plots into docs/bench/.
 //!
 //!   cargo bench --bench e2e [-- --quick] [--secs S] [--reps N] [--rate N] [--bin PATH]
-//!                           [--nginx PATH] [--collector PATH] [--proxy-cpu 0] [--load-cpu 1] [--sink-cpu N] [--out DIR]
+//!                           [--nginx PATH] [--collector PATH] [--proxy-cpu 0] [--load-cpu 1]
+//!                           [--sink-cpu N] [--out DIR]
 //!
 //! The proxy under test gets `--proxy-cpu`; loadgen and the sinks share `--load-cpu`, unless
-//! `--sink-cpu` gives the sinks their own. Quick
-//! mode (short runs, fewer points) writes under target/e2e-quick unless `--out` is given.
+//! `--sink-cpu` gives the sinks their own. Quick mode (short runs, fewer points) writes under
+//! target/e2e-quick unless `--out` is given.
 
 mod measure;
 mod opts;

@@ -1,5 +1,6 @@
-//! The bound on a core's memory under overload (docs/faults.md, "Memory"): many connections
-//! sending large requests as fast as their HTTP/2 windows allow to backends that answer slowly.
+//! A core's fixed memory, and the bound on its memory under overload (docs/faults.md,
+//! "Memory"): many connections sending large requests as fast as their HTTP/2 windows allow to
+//! backends that answer slowly.
 //! The gateway runs as a child process (`OTLP_GATEWAY_BIN`, or the one cargo built with the
 //! tests) so that its resident memory is its own. Print the figures with `--nocapture`.
 #![allow(clippy::disallowed_methods)] // tests may unwrap (clippy.toml)
@@ -34,6 +35,12 @@ const CONNECTION_KIB: u64 = 400;
 /// Allocator slack and the exporter's connections.
 const SLACK_MIB: u64 = 8;
 const ALLOWANCE_MIB: u64 = CONNECTIONS as u64 * CONNECTION_KIB / 1024 + SLACK_MIB;
+/// Fixed memory of an idle core, generously: about 1 MiB measured (release build).
+const PER_CORE_MIB: u64 = 4;
+/// The rest of an idle process (code, control plane, telemetry), generously: one core measured
+/// 22 MiB in all as a debug build (what `cargo test` runs), 8 MiB as a release build; with
+/// glommio's default pools it was 20 MiB more.
+const PROCESS_MIB: u64 = 24;
 
 #[test]
 fn overload_from_many_connections_stays_within_base_plus_request_memory() {
@@ -56,6 +63,28 @@ fn overload_from_many_connections_stays_within_base_plus_request_memory() {
     assert!(ok > 0, "load flowed");
     assert!(exhausted > 0, "the load was over the budget");
     assert!(peak <= bound, "peak RSS {peak} MiB > {base} MiB base + {REQUEST_MEMORY_MIB} MiB + {ALLOWANCE_MIB} MiB");
+}
+
+/// What a core holds before any load (its io_uring rings, listeners, ring copy and backend
+/// connections) stays small: glommio's default storage-I/O pool alone, registered with io_uring
+/// and so resident from the start, was 10 MiB per executor (`runtime::executor` takes 64 KiB).
+#[test]
+fn a_core_adds_little_fixed_memory() {
+    assert!(std::thread::available_parallelism().map_or(0, |n| n.get()) >= 2, "this test needs 2 CPUs");
+    let sink = common::sinks(3);
+    let config = ConfigBuilder::new(&sink.addrs).http();
+    let idle_mib = |cores: &str| {
+        let gw = target::Target::start_child_on(&config, cores);
+        std::thread::sleep(Duration::from_millis(300));
+        let (rss, _) = rss_kib(&gw.pid);
+        gw.stop();
+        rss >> 10
+    };
+    let (one, two) = (idle_mib("0"), idle_mib("0-1"));
+    sink.stop();
+    eprintln!("idle gateway: {one} MiB resident on 1 core, {two} MiB on 2");
+    assert!(two.saturating_sub(one) <= PER_CORE_MIB, "the second core added {} MiB", two.saturating_sub(one));
+    assert!(one <= PER_CORE_MIB + PROCESS_MIB, "one core: {one} MiB");
 }
 
 /// `CONNECTIONS` connections × `STREAMS` callers, each sending `framed` again as soon as it is

@@ -10,6 +10,7 @@
 //! `--sink-cpu` gives the sinks their own. Quick mode (short runs, fewer points) writes under
 //! target/e2e-quick unless `--out` is given.
 
+mod host;
 mod measure;
 mod opts;
 mod phases;
@@ -20,6 +21,9 @@ mod report;
 use anyhow::Result;
 
 fn main() -> Result<()> {
+    if let Some(served) = host::serve_if_asked() {
+        return served;
+    }
     let opts = opts::Opts::parse()?;
     eprintln!("e2e: {}", opts.describe());
     let results = phases::run_all(&opts)?;

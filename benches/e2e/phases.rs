@@ -326,19 +326,10 @@ fn connections(metrics_port: u16) -> Vec<(String, f64)> {
     scrape(metrics_port).map(|m| per_core(&m, "otlp_gateway_core_connections")).unwrap_or_default()
 }
 
-/// 4 executors at full load (when the machine has 4 CPUs), then overload: slow sinks
-/// (200 ms per request) and 32 × 64 requests outstanding, far more than the sinks drain.
+/// 4 executors at full load (see [`four_executors`]), then overload: slow sinks (200 ms per
+/// request) and 32 × 64 requests outstanding, far more than the sinks drain.
 fn memory(opts: &Opts, work: &std::path::Path, r: &mut Results) -> Result<()> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus >= 4 {
-        let sinks = Sinks::start(&opts.bin, work, opts.sinks_cpu(), 0)?;
-        let g = Gateway::start(&opts.bin, work, &sinks, "0-3", "none")?;
-        let run = Load::new(g.grpc, opts.secs).run(&opts.bin, opts.load_cpu, Some(g.proc.pid()))?;
-        r.memory.push(("4 cores, full load, VmRSS halfway".into(), run.proxy_rss_kib.unwrap_or(0)));
-    } else {
-        r.notes
-            .push(format!("4 cores not measured: this machine has {cpus} CPUs and `--cores` takes online CPUs only"));
-    }
+    four_executors(opts, work, r)?;
     let sinks = Sinks::start(&opts.bin, work, opts.sinks_cpu(), 200)?;
     let g = Gateway::start(&opts.bin, work, &sinks, &opts.proxy_cpu.to_string(), "none")?;
     eprintln!("e2e: overload");
@@ -348,5 +339,41 @@ fn memory(opts: &Opts, work: &std::path::Path, r: &mut Results) -> Result<()> {
         run.spans_per_s, run.failed
     );
     r.memory.push((what, hwm(g.proc.pid())));
+    Ok(())
+}
+
+/// Steady-state memory with 4 executors at full load, 16 connections (4 per executor on
+/// average). With fewer than 4 CPUs the bench binary hosts them on the CPUs it has, two per
+/// CPU (`host.rs`), and hosts 1 executor the same way, so the increment per executor comes
+/// from one process image and one run.
+fn four_executors(opts: &Opts, work: &std::path::Path, r: &mut Results) -> Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let sinks = Sinks::start(&opts.bin, work, opts.sinks_cpu(), 0)?;
+    let load =
+        |g: &Gateway| Load::new(g.grpc, opts.secs).conns(16, 4).run(&opts.bin, opts.load_cpu, Some(g.proc.pid()));
+    if cpus >= 4 {
+        let g = Gateway::start(&opts.bin, work, &sinks, "0-3", "none")?;
+        let run = load(&g)?;
+        r.memory.push(("4 cores, 16 connections, full load, VmRSS halfway".into(), run.proxy_rss_kib.unwrap_or(0)));
+        r.memory.push(("4 cores, peak (VmHWM)".into(), hwm(g.proc.pid())));
+        return Ok(());
+    }
+    let pair = [opts.proxy_cpu, opts.load_cpu];
+    for executors in [vec![opts.proxy_cpu], (0..4).map(|i| pair[i % 2]).collect()] {
+        eprintln!("e2e: memory, {} hosted executor(s)", executors.len());
+        let g = Gateway::hosted(work, &sinks, &executors)?;
+        let run = load(&g)?;
+        let what = format!(
+            "{} executor(s) on CPUs {executors:?}, 16 connections, {:.0} spans/s",
+            executors.len(),
+            run.spans_per_s
+        );
+        r.memory.push((format!("{what}, VmRSS halfway"), run.proxy_rss_kib.unwrap_or(0)));
+        r.memory.push((format!("{what}, peak (VmHWM)"), hwm(g.proc.pid())));
+    }
+    r.notes.push(format!(
+        "this machine has {cpus} CPUs: the 4-executor rows ran two executors per CPU, hosted by the bench binary \
+         (`benches/e2e/host.rs`), as did the 1-executor row beside them"
+    ));
     Ok(())
 }

@@ -145,12 +145,36 @@ impl Gateway {
         export: &str,
         extra: &str,
     ) -> Result<Gateway> {
+        Gateway::launch(work, sinks, export, extra, |config| {
+            let mut cmd = Command::new(bin);
+            pin(&mut cmd, &cpu_list(cores)).arg("run").arg("--config").arg(config).args(["--cores", cores]);
+            Ok(cmd)
+        })
+    }
+
+    /// The gateway library hosted by this bench binary (`host.rs`): one executor per entry of
+    /// `executors`, where CPUs may repeat.
+    pub fn hosted(work: &Path, sinks: &Sinks, executors: &[usize]) -> Result<Gateway> {
+        let list = executors.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        Gateway::launch(work, sinks, "none", "", |config| {
+            let mut cmd = Command::new(std::env::current_exe()?);
+            pin(&mut cmd, executors).arg(crate::host::FLAG).arg(config).arg(&list);
+            Ok(cmd)
+        })
+    }
+
+    /// Writes the config, starts `command(config)` and waits until it listens.
+    fn launch(
+        work: &Path,
+        sinks: &Sinks,
+        export: &str,
+        extra: &str,
+        command: impl FnOnce(&Path) -> Result<Command>,
+    ) -> Result<Gateway> {
         let (grpc, http, metrics) = (free_port()?, free_port()?, free_port()?);
         let config = work.join(format!("gateway-{grpc}.yaml"));
         std::fs::write(&config, gateway_yaml(grpc, http, metrics, &sinks.ports, export, extra))?;
-        let mut cmd = Command::new(bin);
-        pin(&mut cmd, &cpu_list(cores)).arg("run").arg("--config").arg(&config).args(["--cores", cores]);
-        let proc = Proc::spawn(&mut cmd, &config.with_extension("log"))?;
+        let proc = Proc::spawn(&mut command(&config)?, &config.with_extension("log"))?;
         wait_listening(grpc)?;
         Ok(Gateway { grpc, http, metrics, proc })
     }

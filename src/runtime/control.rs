@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use glommio::channels::shared_channel::{ConnectedSender, SharedSender};
-use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use glommio::{ExecutorJoinHandle, Placement};
 
 use super::core::{BackendSet, Control, CoreSpec};
 use super::gateway::StartError;
@@ -37,7 +37,7 @@ pub(super) fn spawn(
     stop: Arc<AtomicBool>,
     drain: Duration,
 ) -> Result<ExecutorJoinHandle<()>, StartError> {
-    LocalExecutorBuilder::new(Placement::Unbound)
+    super::executor(Placement::Unbound)
         .name("otlp-control")
         .spawn(move || async move {
             let mut cores: Vec<ConnectedSender<Control>> = Vec::new();

@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use glommio::channels::shared_channel;
-use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use glommio::{ExecutorJoinHandle, Placement};
 use socket2::{Domain, Socket, Type};
 
 use super::control::{self, ToControl};
@@ -119,7 +119,7 @@ impl Gateway {
             let (tx, rx) = shared_channel::new_bounded(8);
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let spec = spec.clone();
-            let handle = LocalExecutorBuilder::new(Placement::Fixed(core))
+            let handle = super::executor(Placement::Fixed(core))
                 .name(&format!("otlp-core-{core}"))
                 .spawn(move || core::run(spec, rx, ready_tx))
                 .map_err(|e| StartError::Core { core, reason: e.to_string() })?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glommio::net::TcpListener;
 use glommio::sync::Gate;
-use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use glommio::{ExecutorJoinHandle, Placement};
 
 use super::record::{Recorded, snapshot};
 use super::throttle::Throttle;
@@ -240,7 +240,7 @@ impl Sink {
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::new(SinkShared::default());
         let (listen, st, sh, stop2) = (listen.to_vec(), stats.clone(), shared.clone(), stop.clone());
-        let handle = LocalExecutorBuilder::new(placement)
+        let handle = crate::runtime::executor(placement)
             .name("otlp-sink")
             .spawn(move || serve_all(listen, (st, sh, tls), stop2, tx))
             .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::Placement;
 
 use self::bodies::Bodies;
 pub use self::bodies::Protocol;
@@ -116,7 +116,7 @@ impl Report {
 /// Runs the load on its own executor thread and returns the report.
 pub fn run(opts: LoadgenOpts) -> anyhow::Result<Report> {
     let placement = opts.placement.clone();
-    let handle = LocalExecutorBuilder::new(placement)
+    let handle = crate::runtime::executor(placement)
         .name("otlp-loadgen")
         .spawn(move || drive(opts))
         .map_err(|e| anyhow::anyhow!("loadgen executor: {e}"))?;

@@ -191,6 +191,23 @@ fn bad_requests_get_the_right_status_and_the_connection_lives_on() {
     sink.stop();
 }
 
+/// A body refused from its `Content-Length` before it is read: the gateway then lingers,
+/// reading and dropping the rest, so the 413 reaches a client that writes its whole body
+/// before it reads. Without that the client's writes meet a reset (as did
+/// tests/hostile.rs once), and OTLP exporters retry a reset where they drop a 413.
+#[test]
+fn an_oversize_body_refused_unread_still_gets_its_413() {
+    let sink = sinks(1);
+    let gw = ConfigBuilder::new(&sink.addrs).http_max_body(64 * 1024).start();
+    let replies: Vec<Reply> =
+        (0..3).map(|_| Http1::connect(http_addr(&gw)).post("/v1/traces", &[PROTOBUF], &vec![0u8; 8 << 20])).collect();
+    gw.shutdown();
+    sink.stop();
+    for reply in &replies {
+        assert_eq!((reply.status, rpc_code(reply)), (413, 8), "{reply:?}");
+    }
+}
+
 #[test]
 fn backend_failures_map_to_retryable_statuses_with_retry_after() {
     let sink = sinks(1);

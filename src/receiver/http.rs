@@ -27,6 +27,7 @@ use super::h2guard::Guarded;
 use super::http_json;
 use super::lifecycle::{Leave, leave};
 use super::limits::{Activity, DEFAULT_GOAWAY_GRACE, within_grace};
+use super::linger::Linger;
 use super::window::ConnWindow;
 use crate::compression::{DecodeError, Encoding};
 use crate::config::Signal;
@@ -198,10 +199,18 @@ fn builder(limits: &Limits, window: &ConnWindow) -> auto::Builder<LocalExec> {
     b
 }
 
-/// Serves one connection until the peer leaves, or shutdown or its idle timeout has drained it.
+/// Serves one connection until the peer leaves, or shutdown or its idle timeout has drained it;
+/// then lingers (`linger.rs`) so that an answer sent before the whole body was read arrives.
 async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits: Limits, shutdown: Shutdown) {
     let _live = crate::telemetry::Live::connection();
     let _ = tcp.set_nodelay(true);
+    let linger = Linger::keep(&tcp);
+    serve_hyper(tcp, service, limits, &shutdown).await;
+    linger.close(shutdown.wait()).await;
+}
+
+/// hyper on one connection (TLS first, if configured); `tcp` is closed on return.
+async fn serve_hyper<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits: Limits, shutdown: &Shutdown) {
     let tls = service.tls();
     let h2 = limits.conn.limits;
     let Some(io) = crate::tls::accept_within(TokioIo::new(tcp), tls, h2.handshake_timeout).await else { return };
@@ -228,16 +237,17 @@ async fn serve_connection<S: GrpcService>(tcp: TcpStream, service: Rc<S>, limits
     });
     let conn = builder.serve_connection(io, handler);
     let mut conn = std::pin::pin!(conn);
-    let stop = async { Some(leave(&shutdown, &activity, limits.conn.timeouts).await) };
+    let stop = async { Some(leave(shutdown, &activity, limits.conn.timeouts).await) };
     let serve = async {
         let _ = conn.as_mut().await;
         None
     };
-    let Some(why) = future::or(serve, stop).await else { return };
-    conn.as_mut().graceful_shutdown();
-    let grace = limits.conn.timeouts.age_grace.unwrap_or(DEFAULT_GOAWAY_GRACE);
-    let grace = if why == Leave::Expired { Some(grace) } else { None };
-    within_grace(grace, conn).await;
+    if let Some(why) = future::or(serve, stop).await {
+        conn.as_mut().graceful_shutdown();
+        let grace = limits.conn.timeouts.age_grace.unwrap_or(DEFAULT_GOAWAY_GRACE);
+        let grace = if why == Leave::Expired { Some(grace) } else { None };
+        within_grace(grace, conn).await;
+    }
 }
 
 /// `read`: how long the body may take to arrive (`read_timeout`).

@@ -9,6 +9,7 @@ pub mod http;
 pub mod http_json;
 pub mod lifecycle;
 pub mod limits;
+pub mod linger;
 pub mod pipeline;
 pub mod window;
 

@@ -12,8 +12,10 @@
 //!   for N <= 1000 it peaks near 0.75% of all keys at `M = 131_071` and near 0.55% at
 //!   `M = 262_147`, against a budget of 1%.
 //! - Stability. Changing `M` reshuffles every key, so one size serves the whole design range:
-//!   `M = 262_147` for up to 2621 backends, a 512 KiB table of `u16`. Beyond that `M` steps
-//!   through `TABLE_SIZES`, and each step is a full reshuffle.
+//!   `M = 262_147` for up to 2621 backends. Beyond that `M` steps through `TABLE_SIZES`, and
+//!   each step is a full reshuffle.
+//! - Memory. A slot is one byte while every backend index fits in one (N <= 256): 256 KiB, which
+//!   stays in a core's L2 beside the requests; two bytes beyond (512 KiB at `M = 262_147`).
 //!
 //! Each backend's order of preference over the slots is pseudo-random rather than Maglev's
 //! `offset + j * skip`; see `Walk`.
@@ -51,11 +53,45 @@ pub enum RingError {
 
 /// An immutable Maglev table over a sorted, deduplicated backend set.
 ///
-/// `Clone` is a deep copy (512 KiB for up to 2621 backends); `Ring` is `Send + Sync`.
+/// `Clone` is a deep copy (256 KiB for up to 256 backends); `Ring` is `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Ring {
     backends: Vec<String>,
-    table: Box<[u16]>,
+    table: Table,
+}
+
+/// The slot owners: a byte each while every backend index fits in one, else two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Table {
+    Narrow(Box<[u8]>),
+    Wide(Box<[u16]>),
+}
+
+impl Table {
+    fn new(wide: Box<[u16]>, backends: usize) -> Table {
+        if backends <= 256 {
+            // Every owner is a backend index below 256.
+            Table::Narrow(wide.iter().map(|&owner| owner as u8).collect())
+        } else {
+            Table::Wide(wide)
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Table::Narrow(t) => t.len(),
+            Table::Wide(t) => t.len(),
+        }
+    }
+
+    #[inline]
+    fn owner(&self, slot: usize) -> usize {
+        match self {
+            Table::Narrow(t) => usize::from(t[slot]),
+            Table::Wide(t) => usize::from(t[slot]),
+        }
+    }
 }
 
 impl Ring {
@@ -68,7 +104,7 @@ impl Ring {
         if backends.len() > usize::from(EMPTY) {
             return Err(RingError::TooMany(backends.len()));
         }
-        let table = populate(&backends, table_size(backends.len()));
+        let table = Table::new(populate(&backends, table_size(backends.len())), backends.len());
         Ok(Ring { backends, table })
     }
 
@@ -89,12 +125,12 @@ impl Ring {
 
     /// The owner of a 64-bit key hash, as an index into [`Ring::backends`].
     ///
-    /// Multiply-shift maps the hash onto `0..M` without a division; the only branch is the
-    /// slice bounds check, which never fails and is perfectly predicted.
+    /// Multiply-shift maps the hash onto `0..M` without a division; the only branches are
+    /// the slot width (fixed per ring) and the bounds check, both perfectly predicted.
     #[inline]
     pub fn lookup(&self, hash: u64) -> usize {
         let slot = (u128::from(hash) * self.table.len() as u128) >> 64;
-        usize::from(self.table[slot as usize])
+        self.table.owner(slot as usize)
     }
 
     /// The owner of `hash` among the backends for which `up(index)` holds: the usual owner
@@ -117,8 +153,8 @@ impl Ring {
     /// Fraction of the table each backend owns, indexed like `backends()` (for status/metrics).
     pub fn shares(&self) -> Vec<f64> {
         let mut counts = vec![0usize; self.backends.len()];
-        for &owner in self.table.iter() {
-            counts[usize::from(owner)] += 1;
+        for slot in 0..self.table.len() {
+            counts[self.table.owner(slot)] += 1;
         }
         let m = self.table.len() as f64;
         counts.into_iter().map(|c| c as f64 / m).collect()
@@ -229,6 +265,19 @@ mod tests {
         names
     }
 
+    /// One-byte slots are a storage choice only: every slot keeps its owner from the two-byte
+    /// table the ring was built as, so a ring routes the same on either side of N = 256.
+    #[test]
+    fn narrow_slots_keep_the_owners_of_the_wide_table() {
+        for n in [1, 3, 256, 257] {
+            let ring = Ring::new(&names(n, 7)).unwrap();
+            let wide = populate(ring.backends(), table_size(n));
+            assert_eq!(matches!(ring.table, Table::Narrow(_)), n <= 256, "N={n}");
+            assert_eq!(ring.table.len(), wide.len());
+            assert!((0..wide.len()).all(|i| ring.table.owner(i) == usize::from(wide[i])), "N={n}");
+        }
+    }
+
     /// Largest relative deviation of a backend's share from `1/N`.
     fn max_share_deviation(ring: &Ring) -> f64 {
         let n = ring.len() as f64;
@@ -243,7 +292,7 @@ mod tests {
     /// Fraction of the key space whose owner differs, counted slot by slot (same `M`).
     fn moved_in_table(a: &Ring, b: &Ring) -> f64 {
         assert_eq!(a.table.len(), b.table.len());
-        let slot_owner = |r: &Ring, i: usize| usize::from(r.table[i]);
+        let slot_owner = |r: &Ring, i: usize| r.table.owner(i);
         let differs = |&i: &usize| a.backends[slot_owner(a, i)] != b.backends[slot_owner(b, i)];
         let moved = (0..a.table.len()).filter(differs).count();
         moved as f64 / a.table.len() as f64
@@ -309,11 +358,11 @@ mod tests {
     fn lookup_covers_the_whole_table() {
         let ring = Ring::new(&names(7, 3)).unwrap();
         let m = ring.table.len() as u64;
-        assert_eq!(ring.lookup(0), usize::from(ring.table[0]));
-        assert_eq!(ring.lookup(u64::MAX), usize::from(ring.table[ring.table.len() - 1]));
+        assert_eq!(ring.lookup(0), ring.table.owner(0));
+        assert_eq!(ring.lookup(u64::MAX), ring.table.owner(ring.table.len() - 1));
         // The last slot starts at ceil((M - 1) * 2^64 / M); one hash lower is the slot before.
         let first_of_last = ((u128::from(m - 1) << 64).div_ceil(u128::from(m))) as u64;
-        let last = |i: u64| usize::from(ring.table[i as usize]);
+        let last = |i: u64| ring.table.owner(i as usize);
         assert_eq!(ring.lookup(first_of_last), last(m - 1));
         assert_eq!(ring.lookup(first_of_last - 1), last(m - 2));
     }

@@ -1,12 +1,14 @@
 //! Lingering close, as nginx's `lingering_close` and Go's `closeWriteAndWait` do it.
 //!
 //! A server that answers before it has read the whole request (413 for an oversize
-//! `Content-Length`, 401, 415) and then closes with the rest unread makes the kernel reset the
-//! connection, and the reset can overtake the answer: the client sees "connection reset",
-//! which OTLP exporters retry, instead of the 413 they would drop as permanent. So when hyper is
-//! done with a connection, the gateway shuts its write side (a FIN after the answer) and reads
-//! and drops what the client still sends until the client closes too, for at most
-//! [`LINGER_TIME`] and [`LINGER_BYTES`]. A client that closed first costs one read.
+//! `Content-Length` or a body past the limit, 429 past the core's budget, 408 for a body too
+//! slow) and then closes with the rest unread makes the kernel reset the connection. A client
+//! still writing its body then meets the reset, and unless it reads the answer after a failed
+//! write (urllib3 and Go's client do; a plain write-then-read client does not) it sees
+//! "connection reset", which OTLP exporters retry, instead of the 413 they drop as permanent.
+//! So when hyper is done with a connection, the gateway shuts its write side (a FIN after the
+//! answer) and reads and drops what the client still sends until the client closes too, for at
+//! most [`LINGER_TIME`] and [`LINGER_BYTES`]. A client that closed first costs one read.
 
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -15,9 +17,10 @@ use std::time::Duration;
 use futures_lite::{AsyncReadExt, future};
 use glommio::net::TcpStream;
 
-/// How long a closing connection may keep the gateway reading. nginx's `lingering_timeout`
-/// default; long enough for a client on a slow link to finish a body of a few MiB and read
-/// the answer, short enough that lingering connections hold few of `max_connections_per_core`.
+/// How long a closing connection may keep the gateway reading, in all (nginx allows 5 s between
+/// reads and 30 s in all): long enough for a client on a slow link to finish a body of a few
+/// MiB and read the answer, short enough that lingering connections hold few of
+/// `max_connections_per_core`.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
 
 /// How many bytes a closing connection may still send: a few times the default body limit,

@@ -92,6 +92,9 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// PATCH(otlp-gateway): `IORING_SETUP_COOP_TASKRUN` (Linux 5.19): completions for a
+        /// task running in user space wait for its next kernel entry instead of an IPI.
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 

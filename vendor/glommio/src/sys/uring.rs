@@ -903,8 +903,17 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // PATCH(otlp-gateway): COOP_TASKRUN. Without it, every completion that arrives while
+        // the executor runs user code interrupts it with an IPI (task work, TWA_SIGNAL); the
+        // executor enters the kernel many times per turn anyway, and a sleeping one is still
+        // woken. Kernels before 5.19 refuse the flag: the ring is then made without it.
+        let coop = iou::IoUring::new_with_flags(
+            size as _,
+            iou::SetupFlags::COOP_TASKRUN,
+            iou::SetupFeatures::empty(),
+        );
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring: coop.or_else(|_| iou::IoUring::new(size as _))?,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,

@@ -2,7 +2,8 @@
 //! executor per entry of `CPUS`, where a CPU may repeat. The memory phase uses it to run 4
 //! executors on a machine with fewer CPUs: what an executor holds (its listeners, connections,
 //! windows, ring copy and request buffers) does not depend on whether it shares its CPU.
-//! `otlp-gateway run` refuses repeated CPUs, rightly: they only make sense for this measurement.
+//! `otlp-gateway run` takes each CPU once (`--cores 0,0` is CPU 0), rightly: a repeated CPU
+//! only makes sense for this measurement. The hosted gateway's per-core metrics repeat a CPU.
 
 use std::path::Path;
 

@@ -363,10 +363,10 @@ fn four_executors(opts: &Opts, work: &std::path::Path, r: &mut Results) -> Resul
         eprintln!("e2e: memory, {} hosted executor(s)", executors.len());
         let g = Gateway::hosted(work, &sinks, &executors)?;
         let run = load(&g)?;
-        let cpus = executors.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = executors.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         let what = match executors.len() {
-            1 => format!("1 executor on CPU {cpus}"),
-            n => format!("{n} executors on CPUs {cpus}"),
+            1 => format!("1 executor on CPU {list}"),
+            n => format!("{n} executors on CPUs {list}"),
         };
         let what = format!("{what}, 16 connections, {:.0} spans/s", run.spans_per_s);
         r.memory.push((format!("{what}, VmRSS halfway"), run.proxy_rss_kib.unwrap_or(0)));

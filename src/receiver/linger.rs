@@ -58,11 +58,18 @@ impl Linger {
     }
 }
 
-/// Reads and drops until EOF, an error or [`LINGER_BYTES`].
+/// Reads and drops until EOF, an error or [`LINGER_BYTES`]. Most clients have closed already:
+/// the first read is small and the buffer comes only after it. Reads that find data at once
+/// do not yield by themselves, so the loop yields when the core has other work.
 async fn drain(tcp: &mut TcpStream) {
+    let mut first = [0u8; 64];
+    let mut left = match tcp.read(&mut first).await {
+        Ok(0) | Err(_) => return,
+        Ok(n) => LINGER_BYTES.saturating_sub(n),
+    };
     let mut scratch = vec![0u8; 16 << 10];
-    let mut left = LINGER_BYTES;
     while left > 0 {
+        glommio::yield_if_needed().await;
         match tcp.read(&mut scratch).await {
             Ok(0) | Err(_) => return,
             Ok(n) => left = left.saturating_sub(n),

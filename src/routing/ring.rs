@@ -53,7 +53,8 @@ pub enum RingError {
 
 /// An immutable Maglev table over a sorted, deduplicated backend set.
 ///
-/// `Clone` is a deep copy (256 KiB for up to 256 backends); `Ring` is `Send + Sync`.
+/// `Clone` is a deep copy (256 KiB for up to 256 backends, 512 KiB up to 2621); `Ring` is
+/// `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Ring {
     backends: Vec<String>,

@@ -95,6 +95,9 @@ bitflags::bitflags! {
         /// PATCH(otlp-gateway): `IORING_SETUP_COOP_TASKRUN` (Linux 5.19): completions for a
         /// task running in user space wait for its next kernel entry instead of an IPI.
         const COOP_TASKRUN = 1 << 8;
+        /// PATCH(otlp-gateway): `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19, with `COOP_TASKRUN`):
+        /// the kernel sets `IORING_SQ_TASKRUN` in the SQ ring while such completions wait.
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

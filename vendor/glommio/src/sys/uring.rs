@@ -896,6 +896,19 @@ struct SleepableRing {
 }
 
 impl SleepableRing {
+    /// PATCH(otlp-gateway): whether the kernel flags completions waiting as task work
+    /// (`IORING_SQ_TASKRUN`; only ever set on a ring made with TASKRUN_FLAG).
+    fn task_work_waits(&self) -> bool {
+        const IORING_SQ_TASKRUN: u32 = 1 << 2;
+        // SAFETY: `kflags` points into the SQ ring the kernel mapped for this ring, which
+        // lives as long as `self.ring`; the kernel updates it atomically.
+        let flags = unsafe {
+            let kflags = self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32;
+            (*kflags).load(std::sync::atomic::Ordering::Relaxed)
+        };
+        flags & IORING_SQ_TASKRUN != 0
+    }
+
     fn new(
         size: usize,
         name: &'static str,
@@ -904,12 +917,14 @@ impl SleepableRing {
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
         // PATCH(otlp-gateway): COOP_TASKRUN. Without it, every completion that arrives while
-        // the executor runs user code interrupts it with an IPI (task work, TWA_SIGNAL); the
-        // executor enters the kernel many times per turn anyway, and a sleeping one is still
-        // woken. Kernels before 5.19 refuse the flag: the ring is then made without it.
+        // the executor runs user code interrupts it with an IPI (task work, TWA_SIGNAL). With
+        // it, the completion waits for the executor's next kernel entry: its own syscalls, an
+        // interrupt on its CPU, or the empty enter `needs_kernel_enter` asks for when the
+        // kernel flags waiting task work (TASKRUN_FLAG). A sleeping executor is still woken.
+        // Kernels before 5.19 refuse the flags: the ring is then made without them.
         let coop = iou::IoUring::new_with_flags(
             size as _,
-            iou::SetupFlags::COOP_TASKRUN,
+            iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
             iou::SetupFeatures::empty(),
         );
         Ok(SleepableRing {
@@ -1140,7 +1155,9 @@ impl UringCommon for SleepableRing {
     fn needs_kernel_enter(&self) -> bool {
         // We only need to enter the kernel to submit SQEs, not to collect CQEs (the
         // kernel posts the CQEs asynchronously for us)
-        self.waiting_kernel_submission() > 0
+        // PATCH(otlp-gateway): ... unless completions wait as task work (COOP_TASKRUN): an
+        // empty enter posts them, as liburing's `io_uring_peek_cqe` does since 2.2.
+        self.waiting_kernel_submission() > 0 || self.task_work_waits()
     }
 
     fn can_sleep(&self) -> bool {
